@@ -1,0 +1,163 @@
+"""The exceptions runnerhub raises.
+
+Nothing else escapes the public API: aiohttp, JSON and structuring errors are
+translated into this tree in one place (``runnerhub._http`` and the vendor
+mappers)::
+
+    RunnerHubError
+    ├── UsageError                 bad arguments or configuration (also a ValueError)
+    ├── UnsupportedOperation       the vendor has no such operation; raised before any I/O
+    ├── TransportError             connection refused or reset, timeout, TLS failure
+    ├── ResponseFormatError        a body that is not JSON or not the documented shape
+    │   └── ResponseTooLargeError  a body over the configured size bound, not read
+    └── APIError                   the vendor answered with an error status
+        ├── BadRequestError        400
+        ├── AuthenticationError    401
+        ├── PermissionDeniedError  403
+        ├── NotFoundError          404
+        ├── RateLimitError         429, once retries are exhausted
+        └── ServerError            5xx
+
+Messages never contain credentials, request headers or response bodies that
+could echo them; they carry the provider, account, operation, status, the
+vendor's error code and message, and its trace id when one was sent.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "BadRequestError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ResponseFormatError",
+    "ResponseTooLargeError",
+    "RunnerHubError",
+    "ServerError",
+    "TransportError",
+    "UnsupportedOperation",
+    "UsageError",
+]
+
+
+class RunnerHubError(Exception):
+    """Base class of every error runnerhub raises.
+
+    Attributes:
+        provider: Vendor name ("soda", "kubiya") when known.
+        account: The provider's account label when known.
+        operation: The operation that failed ("list_runners", ...) when known.
+    """
+
+    provider: str | None
+    account: str | None
+    operation: str | None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        account: str | None = None,
+        operation: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        self.account = account
+        self.operation = operation
+
+    def __str__(self) -> str:
+        where = ", ".join(
+            part
+            for part in (
+                self.account or self.provider,
+                self.operation,
+            )
+            if part
+        )
+        return f"{self.message} [{where}]" if where else self.message
+
+
+class UsageError(RunnerHubError, ValueError):
+    """The caller passed an argument or configuration runnerhub refuses."""
+
+
+class UnsupportedOperation(RunnerHubError):
+    """The vendor does not offer this operation; no request was sent."""
+
+
+class TransportError(RunnerHubError):
+    """The request did not complete: connection failure, reset or timeout."""
+
+
+class ResponseFormatError(RunnerHubError):
+    """The vendor answered with a body that is not the documented shape."""
+
+
+class ResponseTooLargeError(ResponseFormatError):
+    """The response body exceeded ``max_response_bytes`` and was not read."""
+
+
+class APIError(RunnerHubError):
+    """The vendor answered with an error status.
+
+    Attributes:
+        status: The HTTP status code.
+        code: The vendor's error code when its body had one, as a string.
+        trace_id: The vendor's request trace id (Soda: ``X-Soda-Trace-Id``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        code: str | None = None,
+        trace_id: str | None = None,
+        provider: str | None = None,
+        account: str | None = None,
+        operation: str | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider, account=account, operation=operation)
+        self.status = status
+        self.code = code
+        self.trace_id = trace_id
+
+    def __str__(self) -> str:
+        detail = f"HTTP {self.status}"
+        if self.code:
+            detail += f" {self.code}"
+        text = f"{detail}: {self.message}"
+        if self.trace_id:
+            text += f" (trace id {self.trace_id})"
+        base = RunnerHubError.__str__(self)
+        return text + base[len(self.message) :]
+
+
+class BadRequestError(APIError):
+    """400: the vendor refused the request (for Soda: runner in use, Soda-hosted)."""
+
+
+class AuthenticationError(APIError):
+    """401: the credentials are missing, wrong, or for another region."""
+
+
+class PermissionDeniedError(APIError):
+    """403: the credentials lack the permission for this operation."""
+
+
+class NotFoundError(APIError):
+    """404: no such runner (or route)."""
+
+
+class RateLimitError(APIError):
+    """429 after every retry; ``retry_after`` is the vendor's hint in seconds."""
+
+    retry_after: float | None = None
+
+
+class ServerError(APIError):
+    """5xx after every retry the operation allows."""

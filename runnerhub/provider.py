@@ -1,0 +1,103 @@
+"""The interface every vendor implements, and what a vendor can declare it offers."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Mapping
+from types import TracebackType
+from typing import Any, Protocol, Self, runtime_checkable
+
+from .models import CreatedRunner, Runner, RunnerHealth
+
+__all__ = ["Capability", "RunnerProvider"]
+
+
+class Capability(enum.Enum):
+    """An operation a provider may offer; see ``RunnerProvider.capabilities``."""
+
+    LIST = "list_runners"
+    GET = "get_runner"
+    CREATE = "create_runner"
+    DELETE = "delete_runner"
+    HEALTH = "runner_health"
+    UPDATE_DESCRIPTION = "update_description"
+    DEPLOYMENT_MANIFEST = "deployment_manifest"
+    HELM_VALUES = "helm_values"
+    RUN_OPERATION = "run_operation"
+
+
+@runtime_checkable
+class RunnerProvider(Protocol):
+    """One vendor account's runners behind one async API.
+
+    A provider that lacks an operation (see :attr:`capabilities`) raises
+    :class:`runnerhub.errors.UnsupportedOperation` before sending anything.
+    Entering ``async with`` sends no request; leaving it closes what the
+    provider owns.
+    """
+
+    @property
+    def provider(self) -> str:
+        """The vendor's name, e.g. ``"soda"``."""
+        ...
+
+    @property
+    def account(self) -> str:
+        """This account's label, e.g. ``"soda-eu"``."""
+        ...
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        """The operations this provider offers."""
+        ...
+
+    def list_runners(self) -> AsyncIterator[Runner]:
+        """Yield every runner of the account, fetching pages lazily."""
+        ...
+
+    async def get_runner(self, runner_id: str) -> Runner:
+        """Return one runner; raises ``NotFoundError`` if there is none."""
+        ...
+
+    async def create_runner(self, name: str | None = None) -> CreatedRunner:
+        """Create a runner (or its credentials) and return what the vendor returns once."""
+        ...
+
+    async def delete_runner(self, runner_id: str) -> None:
+        """Delete a runner."""
+        ...
+
+    async def runner_health(self, runner_id: str) -> RunnerHealth:
+        """Return the runner's health."""
+        ...
+
+    async def update_description(self, runner_id: str, description: str) -> Any:
+        """Set the runner's description; returns the vendor's answer (may be None)."""
+        ...
+
+    async def deployment_manifest(self, runner_id: str) -> str:
+        """Return the runner's deployment manifest (YAML text)."""
+        ...
+
+    async def helm_values(self, runner_id: str) -> Mapping[str, Any] | bytes:
+        """Return the runner's Helm values (JSON), or raw bytes when not JSON."""
+        ...
+
+    async def run_operation(
+        self, runner_id: str, operation: str, parameters: Mapping[str, Any] | None = None
+    ) -> Any:
+        """Run a vendor operation (e.g. restart) on the runner; returns the vendor's answer."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the HTTP session and limiter the provider owns."""
+        ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...

@@ -1,0 +1,1 @@
+"""One module per vendor: routes, default limits, auth, paging and wire-to-model mapping."""

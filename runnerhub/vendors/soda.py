@@ -1,0 +1,325 @@
+"""Soda Cloud runners (REST API v1).
+
+Contract: Soda's Runners API page and its OpenAPI (``GET/POST /api/v1/runners``,
+``GET/DELETE /api/v1/runners/{runnerId}``), with the notes on auth, trace ids
+and ``versions.runner``. Soda has no health endpoint; health is derived from
+``isOnline`` and ``lastSeenTimestamp`` of the runner itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Final, Unpack
+
+import attrs
+
+from .. import errors
+from .._convert import as_str, make_wire_converter, parse_timestamp, structure
+from .._http import ClientOptions, HTTPCore, Route, VendorSpec
+from ..limits import RateLimit
+from ..models import (
+    CreatedRunner,
+    Runner,
+    RunnerCredentials,
+    RunnerHealth,
+    RunnerKind,
+    RunnerStatus,
+    Secret,
+)
+from ..provider import Capability
+from ._base import ProviderBase
+
+__all__ = ["REGIONS", "SodaProvider", "health_from_runner", "runner_from_wire"]
+
+REGIONS: Final[Mapping[str, str]] = {
+    "eu": "https://cloud.soda.io",
+    "us": "https://cloud.us.soda.io",
+}
+
+# Documented per operation as "N requests/60 seconds"; test-login as 10/10 s.
+SODA: Final = VendorSpec(
+    name="soda",
+    limits={
+        "list_runners": (RateLimit(60, 60),),
+        "create_runner": (RateLimit(10, 60),),
+        "get_runner": (RateLimit(1000, 60),),
+        "delete_runner": (RateLimit(10, 60),),
+        "verify": (RateLimit(10, 10),),
+    },
+    trace_headers=("X-Soda-Trace-Id",),
+)
+
+_LIST: Final = Route("list_runners", "GET", "/api/v1/runners")
+_CREATE: Final = Route("create_runner", "POST", "/api/v1/runners")
+_GET: Final = Route("get_runner", "GET", "/api/v1/runners/{runner_id}")
+_DELETE: Final = Route("delete_runner", "DELETE", "/api/v1/runners/{runner_id}")
+_VERIFY: Final = Route("verify", "GET", "/api/v1/test-login")
+
+_KINDS: Final[Mapping[object, RunnerKind]] = {
+    "SELF_HOSTED": RunnerKind.SELF_HOSTED,
+    "SODA_HOSTED": RunnerKind.MANAGED,
+}
+_ONLINE: Final[Mapping[object, RunnerStatus]] = {
+    True: RunnerStatus.ONLINE,
+    False: RunnerStatus.OFFLINE,
+}
+
+_PAGE_SIZES: Final = range(10, 1001)
+
+_wire = make_wire_converter()
+
+
+@attrs.frozen
+class _Page:
+    # Spring-style envelope; every field is required by the OpenAPI.
+    content: list[Any]
+    first: bool
+    last: bool
+    number: int
+    size: int
+    totalElements: int  # noqa: N815 - wire name
+    totalPages: int  # noqa: N815 - wire name
+
+
+@attrs.frozen
+class _Created:
+    apiKeyId: str  # noqa: N815 - wire name
+    apiKeySecret: str  # noqa: N815 - wire name
+
+
+def runner_from_wire(data: Any, account: str) -> Runner:
+    """Map a ``PublicApiRunnerDTO`` to a :class:`Runner`.
+
+    Every DTO field is optional in the OpenAPI; only ``id`` is needed here.
+    Unknown ``type`` values map to ``RunnerKind.UNKNOWN`` and stay in ``raw``.
+
+    Raises:
+        ResponseFormatError: when ``data`` is not an object with a string ``id``.
+    """
+    if not isinstance(data, dict):
+        raise errors.ResponseFormatError("runner: expected a JSON object")
+    runner_id = data.get("id")
+    if not isinstance(runner_id, str) or not runner_id:
+        raise errors.ResponseFormatError("runner: missing or non-string id")
+    name = data.get("name")
+    versions = data.get("versions")
+    return Runner(
+        provider="soda",
+        account=account,
+        id=runner_id,
+        name=name if isinstance(name, str) and name else runner_id,
+        kind=_KINDS.get(data.get("type"), RunnerKind.UNKNOWN),
+        status=_ONLINE.get(data.get("isOnline"), RunnerStatus.UNKNOWN),
+        description=as_str(data.get("label")),
+        last_seen=parse_timestamp(data.get("lastSeenTimestamp")),
+        versions=(
+            {k: v for k, v in versions.items() if isinstance(v, str) and v}
+            if isinstance(versions, dict)
+            else {}
+        ),
+        raw=data,
+    )
+
+
+def health_from_runner(runner: Runner) -> RunnerHealth:
+    """Soda has no health endpoint: health is the runner's own online flag and last poll."""
+    return RunnerHealth(status=runner.status, checked_at=runner.last_seen, raw=runner.raw)
+
+
+class SodaProvider(ProviderBase):
+    """Soda Cloud runners of one organisation.
+
+    Args:
+        api_key_id: API key id (Basic auth user name).
+        api_key_secret: API key secret (Basic auth password).
+        token: Alternatively, a pre-authenticated ``token`` cookie value.
+        region: ``"eu"`` (https://cloud.soda.io) or ``"us"`` (https://cloud.us.soda.io);
+            ignored when ``base_url`` is given.
+        base_url: Another API host, e.g. a sandbox.
+        account: Label used in models and errors; default ``"soda-<region>"``.
+        session: An ``aiohttp.ClientSession`` to borrow; it is never closed here.
+        rate_limits: Overrides of the documented limits by operation name
+            (``list_runners``, ``get_runner``, ``create_runner``, ``delete_runner``,
+            ``verify``); None removes a limit.
+        limiter: A :class:`runnerhub.limits.Limiter` to use instead of the
+            event loop's shared in-process one; the caller keeps ownership.
+        timeout: Seconds per attempt (default 30).
+        deadline: Seconds for a whole call including retries (default none).
+        max_retries: Retries after the first attempt (default 4; 0 disables).
+        retry: A full :class:`runnerhub.RetryPolicy` instead.
+        max_response_bytes: Refuse larger bodies (default 16 MiB).
+        connector_limit: Connections the owned session may open (default 64).
+        allow_insecure_http: Permit ``http://`` to a non-loopback host.
+
+    Raises:
+        UsageError: for missing or malformed credentials, an unknown region,
+            or an insecure base URL.
+    """
+
+    provider = "soda"
+    capabilities = frozenset(
+        {Capability.LIST, Capability.GET, Capability.CREATE, Capability.DELETE, Capability.HEALTH}
+    )
+
+    def __init__(
+        self,
+        api_key_id: str | None = None,
+        api_key_secret: str | None = None,
+        *,
+        token: str | None = None,
+        region: str = "eu",
+        **options: Unpack[ClientOptions],
+    ) -> None:
+        if region not in REGIONS:
+            raise errors.UsageError(f"region must be one of {sorted(REGIONS)}, got {region!r}")
+        if api_key_id is not None or api_key_secret is not None:
+            if token is not None:
+                raise errors.UsageError("give an API key pair or a token, not both")
+            if not api_key_id or not api_key_secret:
+                raise errors.UsageError("api_key_id and api_key_secret go together")
+            if ":" in api_key_id:
+                raise errors.UsageError("api_key_id must not contain ':'")
+            pair = f"{api_key_id}:{api_key_secret}".encode()
+            auth = {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
+            credential_id = api_key_id
+            for name, value in (("api_key_id", api_key_id), ("api_key_secret", api_key_secret)):
+                _check_printable(name, value)
+        elif token is not None:
+            _check_printable("token", token)
+            if ";" in token or "," in token:
+                raise errors.UsageError("token contains a character not allowed in a cookie")
+            auth = {"Cookie": f"token={token}"}
+            credential_id = "token:" + token
+        else:
+            raise errors.UsageError("SodaProvider needs api_key_id and api_key_secret, or token")
+        self._http = HTTPCore(
+            SODA,
+            auth_headers=auth,
+            credential_id=credential_id,
+            default_base_url=REGIONS[region],
+            default_account=f"soda-{region}" if "base_url" not in options else "soda",
+            options=options,
+        )
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **options: Unpack[ClientOptions]
+    ) -> SodaProvider:
+        """Build from ``SODA_API_KEY_ID``, ``SODA_API_KEY_SECRET`` (or ``SODA_TOKEN``),
+        ``SODA_REGION`` and ``SODA_BASE_URL``.
+
+        Raises:
+            UsageError: when the credentials are not set.
+        """
+        env = os.environ if environ is None else environ
+        if env.get("SODA_BASE_URL") and "base_url" not in options:
+            options["base_url"] = env["SODA_BASE_URL"]
+        region = env.get("SODA_REGION") or "eu"
+        if env.get("SODA_TOKEN") and not env.get("SODA_API_KEY_ID"):
+            return cls(token=env["SODA_TOKEN"], region=region, **options)
+        key_id, secret = env.get("SODA_API_KEY_ID"), env.get("SODA_API_KEY_SECRET")
+        if not key_id or not secret:
+            raise errors.UsageError("set SODA_API_KEY_ID and SODA_API_KEY_SECRET (or SODA_TOKEN)")
+        return cls(key_id, secret, region=region, **options)
+
+    async def verify(self) -> str:
+        """Check the credentials with ``GET /api/v1/test-login``; return the organisation name.
+
+        Raises:
+            AuthenticationError: for wrong credentials or the wrong region.
+        """
+        data = await self._http.request_json(_VERIFY)
+        name = data.get("organisationName") if isinstance(data, dict) else None
+        if not isinstance(name, str):
+            raise self._http.format_error(_VERIFY.operation, "test-login: no organisationName")
+        return name
+
+    async def list_runners(self, *, page_size: int = 1000) -> AsyncIterator[Runner]:
+        """Yield every runner, one page request at a time as the caller consumes them.
+
+        A listing is not atomic: a runner created or deleted while it runs may
+        be missed; a runner shifted onto the next page by an insertion is
+        yielded once (ids of the previous page are remembered).
+
+        Args:
+            page_size: Runners per request, 10..1000 (Soda's bounds).
+
+        Raises:
+            UsageError: for a page size out of bounds.
+        """
+        if page_size not in _PAGE_SIZES:
+            raise errors.UsageError(f"page_size must be within 10..1000, got {page_size!r}")
+        account = self.account
+        previous: set[str] = set()
+        page_number = 0
+        while True:
+            data = await self._http.request_json(
+                _LIST, query={"page": page_number, "size": page_size}
+            )
+            try:
+                page = structure(_wire, data, _Page, "runner page")
+                runners = [runner_from_wire(item, account) for item in page.content]
+            except errors.ResponseFormatError as exc:
+                raise self._http.format_error(_LIST.operation, exc.message) from None
+            seen = {runner.id for runner in runners}
+            for runner in runners:
+                if runner.id not in previous:
+                    yield runner
+            previous = seen
+            if page.last or not page.content or page_number + 1 >= page.totalPages:
+                return
+            page_number += 1
+
+    async def get_runner(self, runner_id: str) -> Runner:
+        """Return one runner.
+
+        Raises:
+            NotFoundError: when Soda knows no runner with this id.
+        """
+        data = await self._http.request_json(_GET, {"runner_id": runner_id})
+        if not isinstance(data, dict) or "runner" not in data:
+            raise self._http.format_error(_GET.operation, "expected an object with 'runner'")
+        try:
+            return runner_from_wire(data["runner"], self.account)
+        except errors.ResponseFormatError as exc:
+            raise self._http.format_error(_GET.operation, exc.message) from None
+
+    async def create_runner(self, name: str | None = None) -> CreatedRunner:
+        """Mint credentials for a new self-hosted runner (Soda sends them only once).
+
+        The runner appears in listings only after it registers with these
+        credentials; Soda returns no runner id. ``name`` is not sent (the
+        endpoint takes no body); the runner's name comes from its Helm values.
+        The request is never retried after it may have reached Soda, since each
+        create mints a new key.
+        """
+        data = await self._http.request_json(_CREATE)
+        try:
+            created = structure(_wire, data, _Created, "created runner")
+        except errors.ResponseFormatError as exc:
+            raise self._http.format_error(_CREATE.operation, exc.message) from None
+        return CreatedRunner(
+            name=name,
+            credentials=RunnerCredentials(created.apiKeyId, Secret(created.apiKeySecret)),
+            raw={"apiKeyId": created.apiKeyId, "apiKeySecret": "**********"},
+        )
+
+    async def delete_runner(self, runner_id: str) -> None:
+        """Delete a self-hosted runner.
+
+        Raises:
+            BadRequestError: when the runner is in use, or Soda-hosted.
+            NotFoundError: when there is no such runner.
+        """
+        await self._http.request(_DELETE, {"runner_id": runner_id})
+
+    async def runner_health(self, runner_id: str) -> RunnerHealth:
+        """Health derived from ``isOnline`` and ``lastSeenTimestamp`` (one GET)."""
+        return health_from_runner(await self.get_runner(runner_id))
+
+
+def _check_printable(name: str, value: str) -> None:
+    if not isinstance(value, str) or not value.isprintable():
+        raise errors.UsageError(f"{name} must be a printable string")
