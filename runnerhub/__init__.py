@@ -18,12 +18,14 @@ from .models import (
 )
 from .provider import Capability, RunnerProvider
 from .retry import RetryPolicy
+from .vendors.kubiya import KubiyaProvider
 from .vendors.soda import SodaProvider
 
 __all__ = [
     "Capability",
     "CreatedRunner",
     "HealthCheck",
+    "KubiyaProvider",
     "RateLimit",
     "RetryPolicy",
     "Runner",

@@ -87,11 +87,16 @@ class VendorSpec:
 
 @attrs.frozen
 class Route:
-    """One endpoint: operation name (for limits and errors), method, path template."""
+    """One endpoint: operation name (for limits and errors), method, path template.
+
+    ``retry_server_errors=False`` keeps 5xx answers from being retried where a
+    vendor uses them as a normal answer (a health probe of a silent runner).
+    """
 
     operation: str
     method: str
     path: str
+    retry_server_errors: bool = True
 
     @property
     def idempotent(self) -> bool:
@@ -533,7 +538,11 @@ class HTTPCore:
                 pause = self.retry_policy.backoff(1)
             await self.limiter.pause(bucket, pause)
             raise _Retry(error, None)
-        if route.idempotent and status in self.retry_policy.retry_statuses:
+        if (
+            route.idempotent
+            and route.retry_server_errors
+            and status in self.retry_policy.retry_statuses
+        ):
             raise _Retry(error, parse_retry_after(response.headers.get("Retry-After")))
         raise error
 

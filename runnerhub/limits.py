@@ -39,7 +39,17 @@ import attrs
 if TYPE_CHECKING:
     from aiolimiter import AsyncLimiter
 
-__all__ = ["Bucket", "Limiter", "LocalLimiter", "RateLimit", "WindowLog", "shared_local_limiter"]
+    from ._redis import RedisLimiter
+
+__all__ = [
+    "Bucket",
+    "Limiter",
+    "LocalLimiter",
+    "RateLimit",
+    "RedisLimiter",
+    "WindowLog",
+    "shared_local_limiter",
+]
 
 
 def _positive(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -94,6 +104,9 @@ class Limiter(Protocol):
         ...
 
 
+_STEP = 1e-6
+
+
 class WindowLog:
     """The sliding-window log of one bucket, without I/O or clocks of its own.
 
@@ -118,7 +131,7 @@ class WindowLog:
     def try_acquire(self, now: float) -> float:
         """Take a slot at ``now`` if every limit allows it; else return the wait in seconds."""
         if now < self._paused_until:
-            return self._paused_until - now
+            return self._paused_until - now + _STEP
         wait = 0.0
         for limit, done in zip(self._limits, self._done, strict=True):
             horizon = now - limit.period_seconds
@@ -127,7 +140,8 @@ class WindowLog:
             if self._in_flight + len(done) >= limit.max_requests:
                 # The oldest finished request frees its place when its window passes;
                 # with none finished, only a release can change anything.
-                wait = max(wait, done[0] - horizon if done else math.inf)
+                # _STEP keeps float rounding from waking us a hair early, forever.
+                wait = max(wait, done[0] - horizon + _STEP if done else math.inf)
         if wait == 0.0:
             self._in_flight += 1
         return wait
@@ -265,3 +279,11 @@ def shared_local_limiter() -> LocalLimiter:
         limiter = _shared[loop] = LocalLimiter()
     return limiter
 
+
+def __getattr__(name: str) -> Any:
+    # RedisLimiter needs the optional ``redis`` package; import it only when asked for.
+    if name == "RedisLimiter":
+        from ._redis import RedisLimiter  # noqa: PLC0415 - optional dependency, loaded on demand
+
+        return RedisLimiter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

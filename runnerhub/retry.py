@@ -7,6 +7,7 @@ import random
 from collections.abc import Generator, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import attrs
 
@@ -44,19 +45,21 @@ class RetryPolicy:
         ceiling = min(self.max_delay, self.base_delay * 2.0 ** (retry - 1))
         return (rng or random).uniform(0.0, ceiling)
 
-    def waits(self) -> Generator[float, float | None, None]:
-        """A ``backoff`` wait generator: send it the vendor's hint (or None), get the delay.
+    def waits(self) -> Generator[float, Any, None]:
+        """A ``backoff`` wait generator: it is sent each failure, and yields the delay.
 
-        A hint (Retry-After) wins over a shorter jittered delay.
+        A failure's ``hint`` attribute (a Retry-After in seconds) wins over a
+        shorter jittered delay.
         """
-        hint = yield 0.0
+        failure = yield 0.0
         retry = 0
         while True:
             retry += 1
             delay = self.backoff(retry)
-            if hint is not None:
-                delay = max(delay, hint)
-            hint = yield delay
+            hint = getattr(failure, "hint", None)
+            if isinstance(hint, (int, float)):
+                delay = max(delay, float(hint))
+            failure = yield delay
 
 
 def _finite_hint(seconds: float) -> float | None:

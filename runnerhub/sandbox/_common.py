@@ -74,7 +74,9 @@ class Service(Protocol):
         """Short hash of the credential ``request`` presents ("" if none)."""
         ...
 
-    async def gate(self, request: web.Request, exchange: Exchange, handler: Handler) -> web.StreamResponse:
+    async def gate(
+        self, request: web.Request, exchange: Exchange, handler: Handler
+    ) -> web.StreamResponse:
         """Authenticate, apply limits, then call ``handler``; vendor errors for route misses."""
         ...
 
@@ -145,4 +147,3 @@ def is_int32(text: str) -> bool:
     """Whether ``text`` parses as a Java ``int`` the way ``Integer.parseInt`` does."""
     body = text[1:] if text[:1] in "+-" else text
     return body.isascii() and body.isdigit() and -(2**31) <= int(text) < 2**31
-

@@ -16,7 +16,16 @@ from typing import Any, Literal
 import attrs
 from aiohttp import web
 
-from ._common import Exchange, Handler, Settings, credential_id, html_page, rfc3339, utcnow
+from ._common import (
+    Exchange,
+    Handler,
+    Settings,
+    Vendor,
+    credential_id,
+    html_page,
+    rfc3339,
+    utcnow,
+)
 from ._window import format_seconds
 
 HealthState = Literal["ok", "degraded", "non-responsive", "missing"]
@@ -46,10 +55,10 @@ _ERROR_CODES = {
 _DESCRIPTIONS = (
     "",
     "",
-    "Production EKS runner",
-    "Staging cluster",
+    "Runs platform tools",
     "Data platform jobs",
-    "Managed by platform team",
+    "Managed by the platform team",
+    "Incident response tooling",
 )
 _ENVS = ("prod", "staging", "dev", "qa")
 _CLUSTERS = ("eks", "gke", "aks", "k3s")
@@ -64,18 +73,28 @@ def _alnum(rng: random.Random, n: int) -> str:
     return "".join(rng.choices(string.ascii_letters + string.digits, k=n))
 
 
+def _nkey(rng: random.Random, prefix: str) -> str:
+    """An NATS nkey lookalike: a role prefix and base32 characters, 56 in all."""
+    return prefix + "".join(rng.choices(string.ascii_uppercase + "234567", k=56 - len(prefix)))
+
+
 def _jwt(rng: random.Random, name: str, subject: str) -> str:
     """A NATS user JWT lookalike: header, claims and a random ed25519-sized signature."""
     header = {"typ": "JWT", "alg": "ed25519-nkey"}
     claims = {
-        "jti": _alnum(rng, 52).upper(),
+        "jti": _nkey(rng, "")[:52],
         "iat": 1_735_689_600 + rng.randrange(31_536_000),
-        "iss": "A" + _alnum(rng, 55).upper(),
+        "iss": _nkey(rng, "A"),
         "name": name,
-        "sub": "U" + _alnum(rng, 55).upper(),
+        "sub": _nkey(rng, "U"),
         "nats": {"pub": {"allow": [subject]}, "sub": {"allow": [subject]}, "type": "user"},
     }
-    parts = (json.dumps(header).encode(), json.dumps(claims).encode(), rng.randbytes(64))
+    compact = (",", ":")
+    parts = (
+        json.dumps(header, separators=compact).encode(),
+        json.dumps(claims, separators=compact).encode(),
+        rng.randbytes(64),
+    )
     return ".".join(_b64url(part) for part in parts)
 
 
@@ -100,7 +119,7 @@ class _Secrets:
             git_sha=rng.randbytes(20).hex(),
             jwt=_jwt(rng, name, subject),
             second_jwt=_jwt(rng, name, subject),
-            nkey_seed="SUA" + _alnum(rng, 55).upper(),
+            nkey_seed=_nkey(rng, "SUA"),
         )
 
 
@@ -154,7 +173,9 @@ class KubiyaOrg:
             org.set_health(runner, _UNHEALTHY[i % len(_UNHEALTHY)])
         return org
 
-    def add_runner(self, name: str, *, health: HealthState = "ok", **overrides: Any) -> dict[str, Any]:
+    def add_runner(
+        self, name: str, *, health: HealthState = "ok", **overrides: Any
+    ) -> dict[str, Any]:
         """Add a ``kubiya_operator_v2`` runner; ``overrides`` replace its wire fields."""
         runner = self._payload(name)
         runner.update(overrides)
@@ -190,7 +211,7 @@ class KubiyaOrg:
         """The runner a manifest key belongs to."""
         return self._keys.get(key)
 
-    def secrets(self, name: str) -> _Secrets:
+    def _secrets(self, name: str) -> _Secrets:
         return _Secrets.derive(self._seed, self.name, name)
 
     def _payload(self, name: str) -> dict[str, Any]:
@@ -228,7 +249,9 @@ class KubiyaOrg:
             elif rng.random() < 0.1:
                 runner["version"] = 0
             if rng.random() < 0.2:
-                runner.update(managed_by="terraform", task_id=str(uuid.UUID(int=rng.getrandbits(128))))
+                runner.update(
+                    managed_by="terraform", task_id=str(uuid.UUID(int=rng.getrandbits(128)))
+                )
             if rng.random() < 0.3:
                 runner["gateway_url"] = f"https://{name}.gateway.kubiya.ai"
                 runner["gateway_password"] = _alnum(rng, 32)
@@ -244,7 +267,7 @@ class KubiyaOrg:
 
     def _fill_health(self, runner: dict[str, Any]) -> None:
         state = self.health.get(runner["name"], "ok")
-        version = self.secrets(runner["name"]).version
+        version = self._secrets(runner["name"]).version
         healthy = state in ("ok", "degraded")
         summary = {
             "status": state if state != "missing" else "unknown",
@@ -253,16 +276,31 @@ class KubiyaOrg:
             "version": version,
         }
         runner["runner_health"] = summary
-        runner["tool_manager_health"] = {**summary, "status": "ok" if healthy else summary["status"]}
+        runner["tool_manager_health"] = {
+            **summary,
+            "status": "ok" if healthy else summary["status"],
+        }
         runner["agent_manager_health"] = dict(summary)
 
     def health_report(self, name: str) -> dict[str, Any]:
         """The body of ``GET /health`` for a runner that is reporting."""
         state = self.health.get(name, "ok")
-        s = self.secrets(name)
+        s = self._secrets(name)
         metadata = {"git_sha": s.git_sha, "release": f"v{s.version}"}
-        tool = {"name": "tool-manager", "status": "ok", "version": s.version, "error": "", "metadata": metadata}
-        agent = {"name": "agent-manager", "status": "ok", "version": s.version, "error": "", "metadata": dict(metadata)}
+        tool = {
+            "name": "tool-manager",
+            "status": "ok",
+            "version": s.version,
+            "error": "",
+            "metadata": metadata,
+        }
+        agent = {
+            "name": "agent-manager",
+            "status": "ok",
+            "version": s.version,
+            "error": "",
+            "metadata": dict(metadata),
+        }
         engine = {"name": "workflow-engine", "status": "ok"}
         health, status = "true", "ok"
         if state == "degraded":
@@ -270,7 +308,9 @@ class KubiyaOrg:
         elif state == "non-responsive":
             health, status = "false", "non-responsive"
             tool.update(status="error", error="context deadline exceeded")
-            agent.update(status="error", error="dial tcp 10.0.3.17:8080: connect: connection refused")
+            agent.update(
+                status="error", error="dial tcp 10.0.3.17:8080: connect: connection refused"
+            )
             engine["status"] = "unknown"
         return {
             "health": health,
@@ -282,7 +322,7 @@ class KubiyaOrg:
 
     def helm_values(self, name: str) -> dict[str, Any]:
         """The Helm values of ``GET /helmchart`` (notes §3.7)."""
-        s = self.secrets(name)
+        s = self._secrets(name)
         return {
             "alloy": {
                 "alloy": {
@@ -310,7 +350,7 @@ class KubiyaOrg:
         files = {
             "kubiya-runner/Chart.yaml": (
                 "apiVersion: v2\nname: kubiya-runner\n"
-                f"version: {self.secrets(name).version}\ntype: application\n"
+                f"version: {self._secrets(name).version}\ntype: application\n"
             ),
             "kubiya-runner/values.yaml": json.dumps(self.helm_values(name), indent=2) + "\n",
         }
@@ -326,7 +366,7 @@ class KubiyaOrg:
 
     def manifest(self, name: str) -> str:
         """Multi-document Kubernetes YAML deploying the runner (notes §3.8)."""
-        s = self.secrets(name)
+        s = self._secrets(name)
         runner = self.runners[name]
         ns = json.dumps(runner["namespace"] or runner["kubernetes_namespace"] or "kubiya")
         quoted = json.dumps(name)
@@ -408,7 +448,7 @@ KUBIYA_ORG = web.RequestKey("runnerhub_sandbox_kubiya_org", KubiyaOrg)
 class KubiyaService:
     """Routes, auth and limits of ``/api/v3/runners``."""
 
-    vendor = "kubiya"
+    vendor: Vendor = "kubiya"
     prefix = "/api/v3/"
 
     def __init__(
@@ -433,11 +473,35 @@ class KubiyaService:
         # Fixed segments first: ``helm/x`` is a manifest, not runner "helm".
         return [
             web.get(base, self._list, name="kubiya.list_runners", allow_head=False),
-            web.put(f"{base}/description/{{runner}}", self._describe_update, name="kubiya.update_description"),
-            web.get(f"{base}/helmchart/{{runner}}", self._helmchart, name="kubiya.get_helmchart", allow_head=False),
-            web.get(f"{base}/helm/{{runner}}", self._manifest, name="kubiya.get_manifest", allow_head=False),
-            web.get(f"{base}/{{runner}}/describe", self._describe, name="kubiya.describe_runner", allow_head=False),
-            web.get(f"{base}/{{runner}}/health", self._health, name="kubiya.runner_health", allow_head=False),
+            web.put(
+                f"{base}/description/{{runner}}",
+                self._describe_update,
+                name="kubiya.update_description",
+            ),
+            web.get(
+                f"{base}/helmchart/{{runner}}",
+                self._helmchart,
+                name="kubiya.get_helmchart",
+                allow_head=False,
+            ),
+            web.get(
+                f"{base}/helm/{{runner}}",
+                self._manifest,
+                name="kubiya.get_manifest",
+                allow_head=False,
+            ),
+            web.get(
+                f"{base}/{{runner}}/describe",
+                self._describe,
+                name="kubiya.describe_runner",
+                allow_head=False,
+            ),
+            web.get(
+                f"{base}/{{runner}}/health",
+                self._health,
+                name="kubiya.runner_health",
+                allow_head=False,
+            ),
             web.post(f"{base}/{{runner}}/ops", self._ops, name="kubiya.runner_ops"),
             web.post(f"{base}/{{runner}}", self._create, name="kubiya.create_runner"),
             web.delete(f"{base}/{{runner}}", self._delete, name="kubiya.delete_runner"),
@@ -466,8 +530,6 @@ class KubiyaService:
         return None
 
     def _org_for_key(self, segment: str) -> KubiyaOrg | None:
-        if not _KEY_SEGMENT.fullmatch(segment):
-            return None
         key = segment.removesuffix(".yaml")
         for org in self._orgs.values():
             if org.runner_for_key(key) is not None:
@@ -477,13 +539,15 @@ class KubiyaService:
     async def gate(
         self, request: web.Request, exchange: Exchange, handler: Handler
     ) -> web.StreamResponse:
-        if exchange.operation == "get_manifest":
+        segment = request.match_info.get("runner", "")
+        if exchange.operation == "get_manifest" and _KEY_SEGMENT.fullmatch(segment):
             # The manifest URL from create is a capability: ``kubectl apply -f`` sends no auth.
-            keyed = self._org_for_key(request.match_info["runner"])
-            if keyed is not None:
-                exchange.org = keyed.name
-                request[KUBIYA_ORG] = keyed
-                return await handler(request)
+            keyed = self._org_for_key(segment)
+            if keyed is None:
+                return self.error(404, "manifest not found")
+            exchange.org = keyed.name
+            request[KUBIYA_ORG] = keyed
+            return await handler(request)
         org = self._authenticate(request)
         if org is None:
             return self.error(401, "invalid or missing API key")
@@ -588,7 +652,9 @@ class KubiyaService:
             org.add_runner(name, health="missing", **extra)
         # Re-creating returns the same URL: ``kubiya runner manifest`` relies on it (notes §3.4).
         key = org.manifest_key(name)
-        return web.json_response({"url": f"{request.scheme}://{request.host}/api/v3/runners/helm/{key}.yaml"})
+        return web.json_response(
+            {"url": f"{request.scheme}://{request.host}/api/v3/runners/helm/{key}.yaml"}
+        )
 
     async def _delete(self, request: web.Request) -> web.StreamResponse:
         org, name = self._runner(request)
@@ -616,14 +682,14 @@ class KubiyaService:
     async def _manifest(self, request: web.Request) -> web.StreamResponse:
         org = request[KUBIYA_ORG]
         segment = request.match_info["runner"]
-        name = org.runner_for_key(segment.removesuffix(".yaml")) if _KEY_SEGMENT.fullmatch(segment) else None
-        name = name or segment
-        if name not in org.runners:
+        keyed = _KEY_SEGMENT.fullmatch(segment)
+        name = org.runner_for_key(segment.removesuffix(".yaml")) if keyed else segment
+        if name is None or name not in org.runners:
             return self.error(404, "runner not found")
         return web.Response(text=org.manifest(name), content_type="application/x-yaml")
 
     async def _ops(self, request: web.Request) -> web.StreamResponse:
-        org, name = self._runner(request)
+        _, name = self._runner(request)
         body = await _json_body(request)
         if not isinstance(body, dict) or not isinstance(body.get("operation"), str):
             return self.error(400, "operation is required")

@@ -18,6 +18,7 @@ from ._common import (
     Exchange,
     Handler,
     Settings,
+    Vendor,
     credential_id,
     is_int32,
     reason,
@@ -226,7 +227,7 @@ SODA_ORG = web.RequestKey("runnerhub_sandbox_soda_org", SodaOrg)
 class SodaService:
     """Routes, auth and limits of ``/api/v1/runners``."""
 
-    vendor = "soda"
+    vendor: Vendor = "soda"
     prefix = "/api/v1/"
 
     def __init__(
@@ -271,7 +272,10 @@ class SodaService:
     def _authenticate(self, request: web.Request) -> SodaOrg | None:
         presented = self._presented(request)
         for org in self._orgs.values():
-            if presented in (("basic", f"{org.api_key_id}:{org.api_key_secret}"), ("cookie", org.token)):
+            if presented in (
+                ("basic", f"{org.api_key_id}:{org.api_key_secret}"),
+                ("cookie", org.token),
+            ):
                 return org
         return None
 

@@ -18,10 +18,6 @@ import attrs
 
 RetryAfterStyle = Literal["decimal", "int", "date"]
 
-# A client that waits exactly the advertised time must find a free slot, so
-# advertised waits are rounded up and nudged past float noise.
-_SLACK = 1e-6
-
 
 @attrs.define
 class Window:
@@ -109,8 +105,13 @@ class Limiter:
 
 
 def ceil_ms(seconds: float) -> float:
-    """``seconds`` rounded up to whole milliseconds, never below 0.001."""
-    return max(0.001, math.ceil((seconds + _SLACK) * 1000) / 1000)
+    """``seconds`` rounded up to whole milliseconds, never below 0.001.
+
+    Rounding up means a client waiting the advertised time finds a free slot;
+    the inner ``round`` keeps float noise (0.275 * 1000 = 275.00000000000006)
+    from adding a millisecond.
+    """
+    return max(0.001, math.ceil(round(seconds * 1000, 6)) / 1000)
 
 
 def format_seconds(seconds: float) -> str:

@@ -1,0 +1,22 @@
+"""Fixtures for the sandbox's own tests, which talk to it over loopback HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest_asyncio
+
+# Importing registers the plugin's fixtures here; a non-root conftest may not
+# use ``pytest_plugins``.
+from runnerhub.sandbox.pytest_plugin import (  # noqa: F401
+    runnerhub_sandbox,
+    runnerhub_sandbox_options,
+)
+
+
+@pytest_asyncio.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A client session with a short timeout, so a hung server fails fast."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        yield session
