@@ -5,6 +5,16 @@ unless named in their own ``__all__`` (``errors``, ``limits``, ``sandbox``).
 """
 
 from . import errors
+from .fleet import (
+    AccountProgress,
+    FleetEvent,
+    FleetEventKind,
+    HealthFailure,
+    Inventory,
+    PartialFailure,
+    RunnerHub,
+    VersionDrift,
+)
 from .limits import RateLimit
 from .models import (
     CreatedRunner,
@@ -22,20 +32,28 @@ from .vendors.kubiya import KubiyaProvider
 from .vendors.soda import SodaProvider
 
 __all__ = [
+    "AccountProgress",
     "Capability",
     "CreatedRunner",
+    "FleetEvent",
+    "FleetEventKind",
     "HealthCheck",
+    "HealthFailure",
+    "Inventory",
     "KubiyaProvider",
+    "PartialFailure",
     "RateLimit",
     "RetryPolicy",
     "Runner",
     "RunnerCredentials",
     "RunnerHealth",
+    "RunnerHub",
     "RunnerKind",
     "RunnerProvider",
     "RunnerStatus",
     "Secret",
     "SodaProvider",
+    "VersionDrift",
     "errors",
 ]
 

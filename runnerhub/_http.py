@@ -15,6 +15,8 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
 from typing import Any, Final, NoReturn, TypedDict
 from urllib.parse import quote, urlsplit
 
@@ -36,7 +38,7 @@ try:  # orjson is an optional speed-up; the stdlib parser gives the same values.
 except ImportError:  # pragma: no cover - exercised when orjson is absent
     _json_loads = json.loads
 
-__all__ = ["ClientOptions", "HTTPCore", "Response", "Route", "VendorSpec"]
+__all__ = ["ClientOptions", "ClientStats", "HTTPCore", "Response", "Route", "VendorSpec"]
 
 logger: Final = logging.getLogger("runnerhub")
 
@@ -277,6 +279,48 @@ class _Retry(Exception):
         self.hint = hint
 
 
+@attrs.define
+class ClientStats:
+    """Counters of one provider's traffic, for progress displays.
+
+    Attributes:
+        requests: Attempts sent (retries included).
+        retries: Attempts that were retries.
+        throttled: 429 answers received.
+        waiting: Requests waiting for a rate-limit slot right now.
+    """
+
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    waiting: int = 0
+
+
+class _CountedSlot:
+    """A limiter slot that counts its waiters in :class:`ClientStats`."""
+
+    __slots__ = ("_slot", "_stats")
+
+    def __init__(self, slot: AbstractAsyncContextManager[None], stats: ClientStats) -> None:
+        self._slot = slot
+        self._stats = stats
+
+    async def __aenter__(self) -> None:
+        self._stats.waiting += 1
+        try:
+            await self._slot.__aenter__()
+        finally:
+            self._stats.waiting -= 1
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._slot.__aexit__(exc_type, exc, tb)
+
+
 class _NoSlot:
     """The slot of an unlimited route."""
 
@@ -337,6 +381,7 @@ class HTTPCore:
         if "max_retries" in options:
             policy = attrs.evolve(policy, max_retries=options["max_retries"])
         self.retry_policy = policy
+        self.stats = ClientStats()
         self._buckets = self._make_buckets(credential_id, options.get("rate_limits") or {})
         self._send = backoff.on_exception(
             policy.waits,
@@ -480,7 +525,11 @@ class HTTPCore:
         if data is not None:
             headers = {**headers, "Content-Type": "application/json"}
         started = time.monotonic()
-        slot = self.limiter.slot(bucket) if bucket is not None else _NO_SLOT
+        stats = self.stats
+        stats.requests += 1
+        slot: AbstractAsyncContextManager[None] = (
+            _CountedSlot(self.limiter.slot(bucket), stats) if bucket is not None else _NO_SLOT
+        )
         try:
             async with slot, session.request(
                 route.method,
@@ -529,6 +578,7 @@ class HTTPCore:
         )
         status = response.status
         if isinstance(error, errors.RateLimitError):
+            self.stats.throttled += 1
             # The vendor refused before acting, so even POST may be retried. The
             # pause applies to every caller of the bucket; the retry then waits in it.
             if bucket is None:
@@ -570,6 +620,7 @@ class HTTPCore:
         )
 
     def _log_backoff(self, details: Any) -> None:
+        self.stats.retries += 1
         failure = details["exception"]
         route: Route = details["args"][0]
         logger.debug(

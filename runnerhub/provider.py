@@ -20,6 +20,8 @@ class Capability(enum.Enum):
     CREATE = "create_runner"
     DELETE = "delete_runner"
     HEALTH = "runner_health"
+    HEALTH_CHECK = "health_check"
+    """A health endpoint of its own that reports more than the listing does."""
     UPDATE_DESCRIPTION = "update_description"
     DEPLOYMENT_MANIFEST = "deployment_manifest"
     HELM_VALUES = "helm_values"

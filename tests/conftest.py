@@ -113,7 +113,9 @@ async def kubiya_case() -> AsyncIterator[VendorCase]:
 
         ids = list(org.runners)
         secrets = [org.api_key]
-        secrets += [r["gateway_password"] for r in org.runners.values() if r.get("gateway_password")]
+        secrets += [
+            r["gateway_password"] for r in org.runners.values() if r.get("gateway_password")
+        ]
         yield VendorCase(
             vendor="kubiya",
             sandbox=sandbox,

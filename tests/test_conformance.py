@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import pytest
@@ -80,7 +81,8 @@ async def test_create_returns_what_the_vendor_returns_once(case: VendorCase) -> 
     assert created.credentials is not None or created.manifest_url is not None
     if created.credentials is not None:
         secret = created.credentials.api_key_secret.get_secret_value()
-        assert secret and secret not in repr(created)
+        assert secret
+        assert secret not in repr(created)
     if created.manifest_url is not None:
         assert created.manifest_url not in repr(created)
 
@@ -117,13 +119,13 @@ async def test_unsupported_operations_send_nothing(case: VendorCase) -> None:
     """Every operation outside capabilities raises UnsupportedOperation with no request."""
     async with case.provider() as provider:
         missing = set(Capability) - provider.capabilities
-        calls = {
+        calls: dict[Capability, Callable[[], Awaitable[object]]] = {
             Capability.UPDATE_DESCRIPTION: lambda: provider.update_description("r", "d"),
             Capability.DEPLOYMENT_MANIFEST: lambda: provider.deployment_manifest("r"),
             Capability.HELM_VALUES: lambda: provider.helm_values("r"),
             Capability.RUN_OPERATION: lambda: provider.run_operation("r", "restart"),
         }
-        for capability in missing:
+        for capability in missing & calls.keys():
             with pytest.raises(errors.UnsupportedOperation):
                 await calls[capability]()
     assert case.sandbox.requests == []

@@ -66,11 +66,15 @@ def simulate(
     return arrivals
 
 
-@pytest.mark.parametrize(("limit", "workers"), [((60, 60.0), 8), ((10, 60.0), 3), ((1000, 60.0), 64)])
+@pytest.mark.parametrize(
+    ("limit", "workers"), [((60, 60.0), 8), ((10, 60.0), 3), ((1000, 60.0), 64)]
+)
 def test_never_more_than_n_in_any_window(limit: tuple[int, float], workers: int) -> None:
     """No vendor-side window of the period ever sees more than N arrivals, with jitter."""
     n, period = limit
-    arrivals = simulate((RateLimit(n, period),), workers=workers, duration=600, max_latency=2.0, seed=n)
+    arrivals = simulate(
+        (RateLimit(n, period),), workers=workers, duration=600, max_latency=2.0, seed=n
+    )
     assert max_in_any_window(arrivals, period) <= n
 
 
@@ -79,7 +83,9 @@ def test_sustains_at_least_90_percent(limit: tuple[int, float]) -> None:
     """A long job sustains at least 90% of the documented rate (fast responses)."""
     n, period = limit
     duration = 20 * period
-    arrivals = simulate((RateLimit(n, period),), workers=16, duration=duration, max_latency=0.05, seed=1)
+    arrivals = simulate(
+        (RateLimit(n, period),), workers=16, duration=duration, max_latency=0.05, seed=1
+    )
     assert len(arrivals) >= 0.9 * n * duration / period
 
 

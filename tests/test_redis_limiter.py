@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from _redis_server import RedisServer, redis_server_binary
 
 import runnerhub
 from benchmarks.redis_limits import hammer, run_case
 from runnerhub import RateLimit, SodaProvider, errors, limits
 from runnerhub.limits import Bucket, Limiter, RedisLimiter
 from runnerhub.sandbox import Sandbox, SodaOrg
+from tests._redis_server import RedisServer, redis_server_binary
 
 LIMIT = 10
 PERIOD = 0.5

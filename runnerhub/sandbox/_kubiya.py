@@ -584,6 +584,7 @@ class KubiyaService:
         return web.json_response(body, status=status)
 
     def decorate(self, response: web.StreamResponse, exchange: Exchange) -> None:
+        # Windows belong to a key; a keyless capability GET has none to report.
         if not exchange.credential:
             return
         windows = self._settings.limiter.windows(("kubiya", exchange.credential), self._limits)

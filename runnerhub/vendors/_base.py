@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, NoReturn, Self
 
-from .._http import HTTPCore, fail_unsupported
+from .._http import ClientStats, HTTPCore, fail_unsupported
 from ..provider import Capability
 
 __all__ = ["ProviderBase"]
@@ -23,6 +23,11 @@ class ProviderBase:
     def account(self) -> str:
         """This account's label."""
         return self._http.account
+
+    @property
+    def stats(self) -> ClientStats:
+        """Live counters of this provider's requests, retries, 429s and limiter waits."""
+        return self._http.stats
 
     @property
     def base_url(self) -> str:

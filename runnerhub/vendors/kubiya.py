@@ -223,6 +223,8 @@ class KubiyaProvider(ProviderBase):
     """
 
     provider = "kubiya"
+    #: Credential keywords, and whether each is a secret (never inline in an accounts file).
+    credential_fields: Final[Mapping[str, bool]] = {"api_key": True}
     capabilities = frozenset(Capability)
 
     def __init__(self, api_key: str, **options: Unpack[ClientOptions]) -> None:

@@ -159,6 +159,12 @@ class SodaProvider(ProviderBase):
     """
 
     provider = "soda"
+    #: Credential keywords, and whether each is a secret (never inline in an accounts file).
+    credential_fields: Final[Mapping[str, bool]] = {
+        "api_key_id": False,
+        "api_key_secret": True,
+        "token": True,
+    }
     capabilities = frozenset(
         {Capability.LIST, Capability.GET, Capability.CREATE, Capability.DELETE, Capability.HEALTH}
     )

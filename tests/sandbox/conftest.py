@@ -7,13 +7,6 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest_asyncio
 
-# Importing registers the plugin's fixtures here; a non-root conftest may not
-# use ``pytest_plugins``.
-from runnerhub.sandbox.pytest_plugin import (  # noqa: F401
-    runnerhub_sandbox,
-    runnerhub_sandbox_options,
-)
-
 
 @pytest_asyncio.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:

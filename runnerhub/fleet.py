@@ -1,0 +1,518 @@
+"""The fleet: many accounts of many vendors, fetched concurrently, with partial results.
+
+Every account runs in its own task inside one :class:`asyncio.TaskGroup`, so
+the wall time is close to the slowest account and cancelling the caller
+cancels every request. A :class:`runnerhub.errors.RunnerHubError` from one
+account is recorded against its label and never loses the others; any other
+exception is a bug and propagates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import re
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import attrs
+
+from . import errors
+from .limits import Limiter
+from .models import Runner, RunnerHealth, RunnerStatus
+from .provider import Capability, RunnerProvider
+
+__all__ = [
+    "AccountProgress",
+    "FleetEvent",
+    "FleetEventKind",
+    "HealthFailure",
+    "Inventory",
+    "PartialFailure",
+    "RunnerHub",
+    "VersionDrift",
+]
+
+logger = logging.getLogger("runnerhub")
+
+_STREAM_BUFFER = 1000
+_VERSION_NUMBERS = re.compile(r"\d+")
+
+
+@attrs.frozen
+class HealthFailure:
+    """A health call that failed; the runner stays in the inventory as UNKNOWN."""
+
+    account: str
+    runner_id: str
+    error: errors.RunnerHubError
+
+
+@attrs.frozen
+class VersionDrift:
+    """A runner whose component version is older than the newest seen for its vendor."""
+
+    runner: Runner
+    component: str
+    version: str
+    newest: str
+
+
+@attrs.frozen
+class AccountProgress:
+    """Where one account's fetch stands (for progress displays).
+
+    Attributes:
+        account: The account label.
+        runners: Runners received so far.
+        done: True once the account finished, successfully or not.
+        error: The account's error, if it failed.
+        requests: Requests sent so far (retries included), when the provider counts them.
+        waiting: Requests waiting for a rate-limit slot right now.
+    """
+
+    account: str
+    runners: int
+    done: bool = False
+    error: errors.RunnerHubError | None = None
+    requests: int = 0
+    waiting: int = 0
+
+
+ProgressCallback = Callable[[AccountProgress], None]
+
+
+def _version_key(version: str) -> tuple[int, ...] | None:
+    numbers = _VERSION_NUMBERS.findall(version)
+    return tuple(int(n) for n in numbers) if numbers else None
+
+
+@attrs.frozen
+class Inventory:
+    """A snapshot of the fleet.
+
+    Attributes:
+        runners: Every runner received, in account order.
+        errors: Accounts that failed, by label; their runners are absent.
+        health_failures: Health calls that failed (those runners are UNKNOWN).
+        accounts: Every account label asked for, failed ones included.
+        taken_at: When the snapshot started (UTC).
+        duration_seconds: How long it took.
+    """
+
+    runners: tuple[Runner, ...]
+    errors: Mapping[str, errors.RunnerHubError]
+    accounts: tuple[str, ...]
+    taken_at: datetime
+    duration_seconds: float
+    health_failures: tuple[HealthFailure, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        """True when no account failed."""
+        return not self.errors
+
+    def by_account(self) -> dict[str, int]:
+        """Runner counts per account label (failed accounts count 0)."""
+        counts = dict.fromkeys(self.accounts, 0)
+        counts.update(Counter(r.account for r in self.runners))
+        return counts
+
+    def by_provider(self) -> dict[str, int]:
+        """Runner counts per vendor."""
+        return dict(Counter(r.provider for r in self.runners))
+
+    def by_status(self) -> dict[str, int]:
+        """Runner counts per status value."""
+        return dict(Counter(r.status.value for r in self.runners))
+
+    def by_kind(self) -> dict[str, int]:
+        """Runner counts per kind value."""
+        return dict(Counter(r.kind.value for r in self.runners))
+
+    def offline(self) -> tuple[Runner, ...]:
+        """Runners reported offline."""
+        return tuple(r for r in self.runners if r.status is RunnerStatus.OFFLINE)
+
+    def newest_versions(self) -> dict[tuple[str, str], str]:
+        """The newest version seen per (vendor, component), numerically compared."""
+        newest: dict[tuple[str, str], tuple[tuple[int, ...], str]] = {}
+        for runner in self.runners:
+            for component, version in runner.versions.items():
+                key = _version_key(version)
+                if key is None:
+                    continue
+                slot = (runner.provider, component)
+                if slot not in newest or key > newest[slot][0]:
+                    newest[slot] = (key, version)
+        return {slot: version for slot, (_, version) in newest.items()}
+
+    def version_drift(self) -> tuple[VersionDrift, ...]:
+        """Runner components older than the newest version seen for that vendor."""
+        newest = self.newest_versions()
+        keys = {slot: _version_key(version) for slot, version in newest.items()}
+        drift = []
+        for runner in self.runners:
+            for component, version in runner.versions.items():
+                key = _version_key(version)
+                best = keys.get((runner.provider, component))
+                if key is not None and best is not None and key < best:
+                    drift.append(
+                        VersionDrift(
+                            runner, component, version, newest[(runner.provider, component)]
+                        )
+                    )
+        return tuple(drift)
+
+    def summary(self) -> dict[str, Any]:
+        """The counts a fleet owner asks first, as plain JSON-ready data."""
+        return {
+            "taken_at": self.taken_at.isoformat(),
+            "duration_seconds": round(self.duration_seconds, 3),
+            "runners": len(self.runners),
+            "accounts": self.by_account(),
+            "providers": self.by_provider(),
+            "statuses": self.by_status(),
+            "kinds": self.by_kind(),
+            "offline": len(self.offline()),
+            "version_drift": len({d.runner.id for d in self.version_drift()}),
+            "newest_versions": {
+                f"{vendor}/{component}": version
+                for (vendor, component), version in sorted(self.newest_versions().items())
+            },
+            "failed_accounts": {label: str(error) for label, error in self.errors.items()},
+            "health_failures": len(self.health_failures),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """The whole snapshot as JSON-ready data; vendor payloads and secrets are left out."""
+        from ._serialize import inventory_to_json  # noqa: PLC0415 - only when serialising
+
+        return inventory_to_json(self)
+
+
+class FleetEventKind(enum.Enum):
+    """What :meth:`RunnerHub.watch` noticed."""
+
+    ADDED = "added"
+    REMOVED = "removed"
+    STATUS_CHANGED = "status_changed"
+    VERSION_CHANGED = "version_changed"
+    ACCOUNT_FAILED = "account_failed"
+
+
+@attrs.frozen
+class FleetEvent:
+    """One change between two snapshots.
+
+    Attributes:
+        kind: What changed.
+        account: The account it happened in.
+        runner: The runner now (or, for REMOVED, as last seen); None for ACCOUNT_FAILED.
+        previous: The runner as it was, for changes.
+        error: The account's error, for ACCOUNT_FAILED.
+    """
+
+    kind: FleetEventKind
+    account: str
+    runner: Runner | None = None
+    previous: Runner | None = None
+    error: errors.RunnerHubError | None = None
+
+
+class PartialFailure(errors.RunnerHubError):
+    """Raised at the end of :meth:`RunnerHub.stream` when accounts failed and no
+    ``errors`` dict was given to collect them. ``errors`` maps labels to errors."""
+
+    def __init__(self, failed: Mapping[str, errors.RunnerHubError]) -> None:
+        super().__init__(f"{len(failed)} account(s) failed: {', '.join(sorted(failed))}")
+        self.errors = dict(failed)
+
+
+class RunnerHub:
+    """Many providers, one inventory.
+
+    Args:
+        providers: One provider per account; labels (``provider.account``) must be unique.
+        health_concurrency: Health calls in flight per account (the providers'
+            rate limits still apply beneath this).
+        limiters: Limiters the hub owns and closes (used by :meth:`from_config`).
+
+    Raises:
+        UsageError: when two providers share an account label.
+    """
+
+    def __init__(
+        self,
+        providers: Iterable[RunnerProvider],
+        *,
+        health_concurrency: int = 8,
+        limiters: Sequence[Limiter] = (),
+    ) -> None:
+        self.providers: tuple[RunnerProvider, ...] = tuple(providers)
+        labels = [p.account for p in self.providers]
+        duplicates = sorted({label for label in labels if labels.count(label) > 1})
+        if duplicates:
+            raise errors.UsageError(f"account labels must be unique: {duplicates}")
+        if health_concurrency < 1:
+            raise errors.UsageError("health_concurrency must be at least 1")
+        self._health_concurrency = health_concurrency
+        self._limiters = tuple(limiters)
+
+    @classmethod
+    def from_config(
+        cls, path: str | Path, *, environ: Mapping[str, str] | None = None
+    ) -> RunnerHub:
+        """Build a hub from an accounts file (TOML); see ``runnerhub.config``.
+
+        Raises:
+            UsageError: for a missing file, bad TOML, unknown keys or inline secrets.
+        """
+        from .config import load_hub  # noqa: PLC0415 - keeps tomllib off the import path
+
+        return load_hub(path, environ=environ)
+
+    def __repr__(self) -> str:
+        return f"<RunnerHub accounts={[p.account for p in self.providers]}>"
+
+    def select(
+        self, *, accounts: Iterable[str] | None = None, providers: Iterable[str] | None = None
+    ) -> tuple[RunnerProvider, ...]:
+        """The providers matching the given account labels and vendor names (all if None).
+
+        Raises:
+            UsageError: for an account label the hub does not have.
+        """
+        chosen = self.providers
+        if accounts is not None:
+            wanted = set(accounts)
+            unknown = wanted - {p.account for p in chosen}
+            if unknown:
+                raise errors.UsageError(f"unknown account(s): {sorted(unknown)}")
+            chosen = tuple(p for p in chosen if p.account in wanted)
+        if providers is not None:
+            vendors = set(providers)
+            chosen = tuple(p for p in chosen if p.provider in vendors)
+        return chosen
+
+    def get(self, account: str) -> RunnerProvider:
+        """The provider of one account label.
+
+        Raises:
+            UsageError: when there is no such account.
+        """
+        return self.select(accounts=[account])[0]
+
+    async def inventory(
+        self,
+        *,
+        health: bool = False,
+        accounts: Iterable[str] | None = None,
+        providers: Iterable[str] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Inventory:
+        """Fetch every account concurrently and return one snapshot.
+
+        Args:
+            health: Also call each runner's health endpoint where the vendor
+                has one (``Capability.HEALTH_CHECK``) and use its status.
+            accounts: Only these account labels.
+            providers: Only these vendors.
+            progress: Called with an :class:`AccountProgress` as accounts advance.
+        """
+        chosen = self.select(accounts=accounts, providers=providers)
+        taken_at = datetime.now(UTC)
+        started = time.monotonic()
+        results: dict[str, list[Runner]] = {}
+        failed: dict[str, errors.RunnerHubError] = {}
+        health_failures: list[HealthFailure] = []
+
+        async def fetch(provider: RunnerProvider) -> None:
+            runners: list[Runner] = []
+            try:
+                async for runner in provider.list_runners():
+                    runners.append(runner)
+                    if progress is not None and len(runners) % 500 == 0:
+                        progress(_progress(provider, len(runners)))
+                if health and Capability.HEALTH_CHECK in provider.capabilities:
+                    runners = await self._with_health(provider, runners, health_failures)
+            except errors.RunnerHubError as exc:
+                failed[provider.account] = exc
+                logger.warning("inventory of %s failed: %s", provider.account, exc)
+                if progress is not None:
+                    progress(_progress(provider, len(runners), done=True, error=exc))
+                return
+            results[provider.account] = runners
+            if progress is not None:
+                progress(_progress(provider, len(runners), done=True))
+
+        async with asyncio.TaskGroup() as group:
+            for provider in chosen:
+                group.create_task(fetch(provider), name=f"runnerhub:{provider.account}")
+        runners = tuple(r for p in chosen for r in results.get(p.account, ()))
+        return Inventory(
+            runners=runners,
+            errors={p.account: failed[p.account] for p in chosen if p.account in failed},
+            accounts=tuple(p.account for p in chosen),
+            taken_at=taken_at,
+            duration_seconds=time.monotonic() - started,
+            health_failures=tuple(health_failures),
+        )
+
+    async def _with_health(
+        self,
+        provider: RunnerProvider,
+        runners: list[Runner],
+        failures: list[HealthFailure],
+    ) -> list[Runner]:
+        gate = asyncio.Semaphore(self._health_concurrency)
+
+        async def check(runner: Runner) -> Runner:
+            async with gate:
+                try:
+                    health: RunnerHealth = await provider.runner_health(runner.id)
+                except errors.RunnerHubError as exc:
+                    failures.append(HealthFailure(provider.account, runner.id, exc))
+                    return attrs.evolve(runner, status=RunnerStatus.UNKNOWN)
+            return attrs.evolve(runner, status=health.status)
+
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(check(runner)) for runner in runners]
+        return [task.result() for task in tasks]
+
+    async def stream(
+        self,
+        *,
+        accounts: Iterable[str] | None = None,
+        providers: Iterable[str] | None = None,
+        collect_errors: dict[str, errors.RunnerHubError] | None = None,
+    ) -> AsyncIterator[Runner]:
+        """Yield runners as they arrive, across accounts, holding at most a bounded buffer.
+
+        Args:
+            accounts: Only these account labels.
+            providers: Only these vendors.
+            collect_errors: A dict that receives failed accounts' errors. Without it,
+                :class:`PartialFailure` is raised after the last runner if any
+                account failed.
+        """
+        chosen = self.select(accounts=accounts, providers=providers)
+        queue: asyncio.Queue[Runner | None] = asyncio.Queue(_STREAM_BUFFER)
+        failed: dict[str, errors.RunnerHubError] = {} if collect_errors is None else collect_errors
+
+        async def produce(provider: RunnerProvider) -> None:
+            try:
+                async for runner in provider.list_runners():
+                    await queue.put(runner)
+            except errors.RunnerHubError as exc:
+                failed[provider.account] = exc
+                logger.warning("stream of %s failed: %s", provider.account, exc)
+            finally:
+                await queue.put(None)
+
+        tasks = [
+            asyncio.create_task(produce(p), name=f"runnerhub:{p.account}") for p in chosen
+        ]
+        try:
+            remaining = len(tasks)
+            while remaining:
+                item = await queue.get()
+                if item is None:
+                    remaining -= 1
+                else:
+                    yield item
+            for task in tasks:
+                await task  # surface a producer's unexpected exception
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if failed and collect_errors is None:
+            raise PartialFailure(failed)
+
+    async def watch(
+        self,
+        interval: float = 60.0,
+        *,
+        health: bool = False,
+        initial: bool = True,
+        accounts: Iterable[str] | None = None,
+    ) -> AsyncIterator[FleetEvent]:
+        """Take an inventory every ``interval`` seconds and yield what changed.
+
+        The first snapshot yields ADDED for every runner when ``initial`` is
+        true. A failed account yields ACCOUNT_FAILED and keeps its last known
+        runners (they are not reported REMOVED).
+        """
+        known: dict[tuple[str, str], Runner] = {}
+        first = True
+        labels = list(accounts) if accounts is not None else None
+        while True:
+            snapshot = await self.inventory(health=health, accounts=labels)
+            for label, error in snapshot.errors.items():
+                yield FleetEvent(FleetEventKind.ACCOUNT_FAILED, label, error=error)
+            current = {(r.account, r.id): r for r in snapshot.runners}
+            for key, runner in current.items():
+                before = known.get(key)
+                if before is None:
+                    if not first or initial:
+                        yield FleetEvent(FleetEventKind.ADDED, runner.account, runner)
+                elif before.status != runner.status:
+                    yield FleetEvent(FleetEventKind.STATUS_CHANGED, runner.account, runner, before)
+                elif before.versions != runner.versions:
+                    yield FleetEvent(
+                        FleetEventKind.VERSION_CHANGED, runner.account, runner, before
+                    )
+            for key, runner in list(known.items()):
+                if key not in current and runner.account not in snapshot.errors:
+                    yield FleetEvent(FleetEventKind.REMOVED, runner.account, runner)
+                    del known[key]
+            known.update(current)
+            first = False
+            await asyncio.sleep(interval)
+
+    async def aclose(self) -> None:
+        """Close every provider, then the limiters the hub owns."""
+        results = await asyncio.gather(
+            *(p.aclose() for p in self.providers), return_exceptions=True
+        )
+        await asyncio.gather(*(lim.aclose() for lim in self._limiters), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, Exception):
+                raise result
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+
+def _progress(
+    provider: RunnerProvider,
+    runners: int,
+    *,
+    done: bool = False,
+    error: errors.RunnerHubError | None = None,
+) -> AccountProgress:
+    stats = getattr(provider, "stats", None)
+    return AccountProgress(
+        account=provider.account,
+        runners=runners,
+        done=done,
+        error=error,
+        requests=getattr(stats, "requests", 0),
+        waiting=getattr(stats, "waiting", 0),
+    )
