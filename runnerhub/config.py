@@ -165,44 +165,43 @@ def load_hub(path: str | Path, *, environ: Mapping[str, str] | None = None) -> R
         raise _fail(str(path), "no [accounts.<label>] tables")
     limiters: dict[str, Limiter] = {}
     providers = []
-    try:
-        for label, raw_table in accounts.items():
-            where = f"{path.name}: account {label!r}"
-            if not isinstance(raw_table, dict):
-                raise _fail(where, "must be a table")
-            table = {**defaults, **raw_table}
-            vendor = table.get("provider")
-            if vendor not in VENDORS:
-                raise _fail(where, f"provider must be one of {sorted(VENDORS)}, got {vendor!r}")
-            cls = provider_class(vendor)
-            fields: Mapping[str, bool] = cls.credential_fields
-            allowed = {**_OPTIONS, **_VENDOR_OPTIONS.get(vendor, {})}
-            known = {"provider", "limiter", "rate_limits", *allowed}
-            known |= {f"{f}{suffix}" for f in fields for suffix in ("", "_env", "_file")}
-            extra = set(table) - known
-            if extra:
-                raise _fail(where, f"unknown keys {sorted(extra)}")
-            kwargs = _options(where, table, allowed)
-            for field, secret in fields.items():
-                value = _credential(
-                    where, table, field, secret=secret, environ=env, base=path.parent
-                )
-                if value is not None:
-                    kwargs[field] = value
-            if "rate_limits" in table:
-                kwargs["rate_limits"] = _rate_limits(where, table["rate_limits"])
-            if "limiter" in table:
-                url = table["limiter"]
-                if not isinstance(url, str) or not url.startswith(("redis://", "rediss://")):
-                    raise _fail(where, "limiter must be a redis:// URL")
-                if url not in limiters:
-                    from .limits import RedisLimiter  # noqa: PLC0415 - optional dependency
+    # A refused file leaves no connection behind: limiters connect on first use.
+    for label, raw_table in accounts.items():
+        where = f"{path.name}: account {label!r}"
+        if not isinstance(raw_table, dict):
+            raise _fail(where, "must be a table")
+        table = {**defaults, **raw_table}
+        vendor = table.get("provider")
+        if vendor not in VENDORS:
+            raise _fail(where, f"provider must be one of {sorted(VENDORS)}, got {vendor!r}")
+        cls = provider_class(vendor)
+        fields: Mapping[str, bool] = cls.credential_fields
+        allowed = {**_OPTIONS, **_VENDOR_OPTIONS.get(vendor, {})}
+        known = {"provider", "limiter", "rate_limits", *allowed}
+        known |= {f"{f}{suffix}" for f in fields for suffix in ("", "_env", "_file")}
+        extra = set(table) - known
+        if extra:
+            raise _fail(where, f"unknown keys {sorted(extra)}")
+        kwargs = _options(where, table, allowed)
+        for field, secret in fields.items():
+            value = _credential(
+                where, table, field, secret=secret, environ=env, base=path.parent
+            )
+            if value is not None:
+                kwargs[field] = value
+        if "rate_limits" in table:
+            kwargs["rate_limits"] = _rate_limits(where, table["rate_limits"])
+        if "limiter" in table:
+            url = table["limiter"]
+            if not isinstance(url, str) or not url.startswith(("redis://", "rediss://")):
+                raise _fail(where, "limiter must be a redis:// URL")
+            if url not in limiters:
+                from .limits import RedisLimiter  # noqa: PLC0415 - optional dependency
 
-                    limiters[url] = RedisLimiter.from_url(url)
-                kwargs["limiter"] = limiters[url]
+                limiters[url] = RedisLimiter.from_url(url)
+            kwargs["limiter"] = limiters[url]
+        try:
             providers.append(cls(account=label, **kwargs))
-    except errors.UsageError:
-        raise
-    except TypeError as exc:  # a provider refused the combination of keywords
-        raise _fail(str(path), str(exc)) from None
+        except errors.UsageError as exc:
+            raise _fail(where, exc.message) from None
     return RunnerHub(providers, limiters=list(limiters.values()))

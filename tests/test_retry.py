@@ -1,0 +1,293 @@
+"""RetryPolicy and the pure parsers of Retry-After and X-RateLimit-* hints (no sockets)."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
+
+import attrs
+import pytest
+from multidict import CIMultiDict
+
+from runnerhub import RetryPolicy
+from runnerhub.retry import parse_rate_limit_reset, parse_retry_after
+
+NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
+NOW_TS = NOW.timestamp()
+
+# parse_retry_after returns None for every value that does not start with a digit
+# (the delay-seconds branch's conditional expression returns before the date branch).
+HTTP_DATE_BUG = pytest.mark.xfail(
+    strict=True, reason="bug: parse_retry_after never reaches its HTTP-date branch"
+)
+
+
+class _Failure:
+    """What backoff sends into the wait generator: an exception with an optional hint."""
+
+    def __init__(self, hint: object = None) -> None:
+        self.hint = hint
+
+
+# -- RetryPolicy -------------------------------------------------------------
+
+
+def test_defaults() -> None:
+    """The default policy retries 4 times on 500/502/503/504 within 120 s."""
+    policy = RetryPolicy()
+    assert policy.max_retries == 4
+    assert policy.retry_statuses == frozenset({500, 502, 503, 504})
+    assert policy.max_total == 120.0
+    assert 429 not in policy.retry_statuses  # 429 is handled on its own path
+
+
+def test_is_a_frozen_value() -> None:
+    """A policy cannot be mutated, and equal settings make equal, hashable policies."""
+    policy = RetryPolicy(max_retries=2)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        policy.max_retries = 3  # type: ignore[misc]
+    assert policy == RetryPolicy(max_retries=2)
+    assert len({policy, RetryPolicy(max_retries=2)}) == 1
+    assert attrs.evolve(policy, max_retries=0).max_retries == 0
+
+
+def test_negative_max_retries_refused() -> None:
+    """max_retries below 0 is refused; 0 (no retry) is allowed."""
+    with pytest.raises(ValueError, match="max_retries"):
+        RetryPolicy(max_retries=-1)
+    assert RetryPolicy(max_retries=0).max_retries == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: RetryPolicy validates only max_retries; negative or NaN delays are accepted",
+)
+@pytest.mark.parametrize(
+    "field",
+    [{"base_delay": -1.0}, {"max_delay": -1.0}, {"max_total": -1.0}, {"max_delay": float("nan")}],
+)
+def test_nonsense_delays_refused(field: dict[str, Any]) -> None:
+    """Negative or NaN delays and budgets are refused like a negative max_retries."""
+    with pytest.raises(ValueError):  # noqa: PT011 - attrs validators raise plain ValueError
+        RetryPolicy(**field)
+
+
+@pytest.mark.parametrize("retry", [1, 2, 3, 4, 10, 30])
+def test_backoff_stays_within_the_ceiling(retry: int) -> None:
+    """Every jittered delay lies in [0, min(max_delay, base_delay * 2**(retry-1))]."""
+    policy = RetryPolicy(base_delay=0.5, max_delay=3.0)
+    ceiling = min(3.0, 0.5 * 2 ** (retry - 1))
+    rng = random.Random(retry)
+    delays = [policy.backoff(retry, rng) for _ in range(500)]
+    assert all(0.0 <= d <= ceiling for d in delays)
+    # Full jitter spreads over the whole range, not just near the ceiling.
+    assert min(delays) < ceiling * 0.1
+    assert max(delays) > ceiling * 0.9
+
+
+def test_backoff_is_full_jitter_from_the_given_rng() -> None:
+    """With a seeded Random, backoff draws uniform(0, ceiling) from exactly that RNG."""
+    policy = RetryPolicy(base_delay=0.25, max_delay=20.0)
+    expected = random.Random(42)
+    rng = random.Random(42)
+    for retry in (1, 2, 3, 8):
+        ceiling = min(20.0, 0.25 * 2 ** (retry - 1))
+        assert policy.backoff(retry, rng) == expected.uniform(0.0, ceiling)
+
+
+def test_backoff_ceiling_caps_at_max_delay() -> None:
+    """Past the doubling phase the ceiling is max_delay, even for huge retry numbers."""
+    policy = RetryPolicy(base_delay=1.0, max_delay=2.0)
+    rng = random.Random(0)
+    assert max(policy.backoff(200, rng) for _ in range(200)) <= 2.0
+
+
+def test_waits_starts_with_zero_then_backs_off() -> None:
+    """waits() yields 0.0 on priming, then jittered delays under a doubling ceiling."""
+    policy = RetryPolicy(base_delay=0.01, max_delay=0.04)
+    waits = policy.waits()
+    assert waits.send(None) == 0.0
+    ceilings = [0.01, 0.02, 0.04, 0.04]
+    for ceiling in ceilings:
+        assert 0.0 <= waits.send(_Failure()) <= ceiling
+
+
+def test_waits_honours_a_longer_hint() -> None:
+    """A failure's numeric ``hint`` (Retry-After) wins over a shorter jittered delay."""
+    policy = RetryPolicy(base_delay=0.01, max_delay=0.01)
+    waits = policy.waits()
+    waits.send(None)
+    assert waits.send(_Failure(hint=5)) == 5.0
+    assert waits.send(_Failure(hint=0.75)) == 0.75
+
+
+def test_waits_keeps_the_jitter_when_the_hint_is_shorter() -> None:
+    """A hint shorter than the jittered delay does not shorten it."""
+    policy = RetryPolicy(base_delay=100.0, max_delay=100.0)
+    waits = policy.waits()
+    waits.send(None)
+    delays = [waits.send(_Failure(hint=0.0)) for _ in range(20)]
+    assert max(delays) > 1.0
+    assert all(0.0 <= d <= 100.0 for d in delays)
+
+
+@pytest.mark.parametrize("hint", [None, "5", object()])
+def test_waits_ignores_non_numeric_hints(hint: object) -> None:
+    """A missing or non-numeric hint leaves the jittered delay alone."""
+    policy = RetryPolicy(base_delay=0.01, max_delay=0.01)
+    waits = policy.waits()
+    waits.send(None)
+    assert waits.send(_Failure(hint=hint)) <= 0.01
+
+
+def test_waits_without_hint_attribute() -> None:
+    """A failure with no ``hint`` attribute at all is accepted."""
+    waits = RetryPolicy(base_delay=0.01, max_delay=0.01).waits()
+    waits.send(None)
+    assert waits.send(RuntimeError("boom")) <= 0.01
+
+
+# -- parse_retry_after -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("0", 0.0),
+        ("1", 1.0),
+        ("120", 120.0),
+        (" 7 ", 7.0),
+        ("0.275", 0.275),
+        ("1.5", 1.5),
+        ("86400", 86400.0),
+    ],
+)
+def test_retry_after_delay_seconds(value: str, expected: float) -> None:
+    """Delay-seconds, with or without a fraction or padding, parse to seconds."""
+    assert parse_retry_after(value) == expected
+
+
+@HTTP_DATE_BUG
+def test_retry_after_http_date_in_the_future() -> None:
+    """An HTTP date 30 s after ``now`` means 30 s."""
+    when = format_datetime(NOW + timedelta(seconds=30), usegmt=True)
+    assert parse_retry_after(when, now=NOW) == 30.0
+
+
+@HTTP_DATE_BUG
+def test_retry_after_imf_fixdate_literal() -> None:
+    """A literal IMF-fixdate is read as UTC."""
+    assert parse_retry_after("Sun, 01 Jun 2025 12:01:00 GMT", now=NOW) == 60.0
+
+
+@HTTP_DATE_BUG
+def test_retry_after_http_date_in_the_past_is_zero() -> None:
+    """An HTTP date already past means retry now (0), not a negative wait."""
+    when = format_datetime(NOW - timedelta(hours=1), usegmt=True)
+    assert parse_retry_after(when, now=NOW) == 0.0
+
+
+@HTTP_DATE_BUG
+def test_retry_after_date_without_zone_is_utc() -> None:
+    """A date with ``-0000`` (no zone information) is taken as UTC."""
+    assert parse_retry_after("Sun, 01 Jun 2025 12:00:10 -0000", now=NOW) == 10.0
+
+
+def test_retry_after_date_far_in_the_future_is_ignored() -> None:
+    """A date more than a day ahead is nonsense and treated as absent."""
+    assert parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now=NOW) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        "",
+        "   ",
+        "soon",
+        "-5",
+        "-0.5",
+        "12abc",
+        "nan",
+        "inf",
+        "86401",
+        "1e9",
+        "99999999999999999999",
+        "Sun, 99 Foo 2025 99:99:99 GMT",
+    ],
+)
+def test_retry_after_garbage_negative_huge_is_none(value: str | None) -> None:
+    """Absent, empty, malformed, negative, non-finite and huge values all mean 'no hint'."""
+    assert parse_retry_after(value, now=NOW) is None
+
+
+# -- parse_rate_limit_reset --------------------------------------------------
+
+
+def _headers(remaining: str | None, reset: str | None) -> CIMultiDict[str]:
+    headers: CIMultiDict[str] = CIMultiDict()
+    if remaining is not None:
+        headers["X-RateLimit-Remaining"] = remaining
+    if reset is not None:
+        headers["X-RateLimit-Reset"] = reset
+    return headers
+
+
+@pytest.mark.parametrize("remaining", ["1", "99", "0.5"])
+def test_rate_limit_room_left_means_no_pause(remaining: str) -> None:
+    """While X-RateLimit-Remaining is above 0 there is nothing to wait for."""
+    assert parse_rate_limit_reset(_headers(remaining, "30"), now=NOW_TS) is None
+
+
+@pytest.mark.parametrize(("reset", "expected"), [("2.5", 2.5), ("0", 0.0), ("60", 60.0)])
+def test_rate_limit_spent_with_delta_seconds(reset: str, expected: float) -> None:
+    """Remaining 0 with a delta reset pauses for exactly that many seconds."""
+    assert parse_rate_limit_reset(_headers("0", reset), now=NOW_TS) == expected
+
+
+def test_rate_limit_spent_with_unix_timestamp() -> None:
+    """A reset that is a Unix time is turned into seconds from ``now``."""
+    reset = str(int(NOW_TS) + 12)
+    assert parse_rate_limit_reset(_headers("0", reset), now=NOW_TS) == pytest.approx(12.0)
+
+
+def test_rate_limit_unix_timestamp_in_the_past_is_zero() -> None:
+    """A Unix-time reset already past means no wait."""
+    reset = str(int(NOW_TS) - 100)
+    assert parse_rate_limit_reset(_headers("0", reset), now=NOW_TS) == 0.0
+
+
+def test_rate_limit_header_names_are_case_insensitive() -> None:
+    """Lower-case header names work with a case-insensitive mapping (as aiohttp gives)."""
+    headers: CIMultiDict[str] = CIMultiDict(
+        {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "3"}
+    )
+    assert parse_rate_limit_reset(headers, now=NOW_TS) == 3.0
+
+
+@pytest.mark.parametrize(
+    ("remaining", "reset"),
+    [
+        (None, None),
+        ("0", None),
+        (None, "5"),
+        ("none", "5"),
+        ("0", "soon"),
+        ("", "5"),
+        ("0", ""),
+        ("0", "500000"),  # a delta over a day is nonsense
+    ],
+)
+def test_rate_limit_malformed_is_none(remaining: str | None, reset: str | None) -> None:
+    """Absent or malformed rate-limit headers give no pause."""
+    assert parse_rate_limit_reset(_headers(remaining, reset), now=NOW_TS) is None
+
+
+def test_rate_limit_uses_the_wall_clock_without_now() -> None:
+    """Without ``now`` a Unix-time reset is measured from the current time."""
+    reset = str(int(datetime.now(UTC).timestamp()) + 30)
+    pause = parse_rate_limit_reset(_headers("0", reset))
+    assert pause is not None
+    assert 25.0 <= pause <= 31.0
