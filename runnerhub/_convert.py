@@ -43,6 +43,13 @@ def _strict(kind: type[T], *, also: tuple[type, ...] = ()) -> Callable[[Any, typ
     return hook
 
 
+def _strict_list(value: Any, _: type) -> list[Any]:
+    # cattrs would build a list from any iterable, a string included.
+    if not isinstance(value, list):
+        raise TypeError(f"expected an array, got {_json_type(value)}")
+    return value
+
+
 def make_wire_converter() -> cattrs.Converter:
     """A converter for vendor JSON: strict primitives, unknown keys ignored, no detail overhead."""
     converter = cattrs.Converter(detailed_validation=False, forbid_extra_keys=False)
@@ -51,6 +58,7 @@ def make_wire_converter() -> cattrs.Converter:
     converter.register_structure_hook(bool, _strict(bool))
     converter.register_structure_hook(float, _strict(float, also=(int,)))
     converter.register_structure_hook(Any, lambda value, _: value)
+    converter.register_structure_hook_func(lambda cls: cls == list[Any], _strict_list)
     return converter
 
 

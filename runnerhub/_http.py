@@ -93,12 +93,15 @@ class Route:
 
     ``retry_server_errors=False`` keeps 5xx answers from being retried where a
     vendor uses them as a normal answer (a health probe of a silent runner).
+    ``log_params=False`` logs the path template instead of the rendered path,
+    for parameters that are themselves credentials (a capability URL's key).
     """
 
     operation: str
     method: str
     path: str
     retry_server_errors: bool = True
+    log_params: bool = True
 
     @property
     def idempotent(self) -> bool:
@@ -557,7 +560,7 @@ class HTTPCore:
             logger.debug(
                 "%s %s -> %d (%.1f ms) [%s]",
                 route.method,
-                url.path,
+                url.path if route.log_params else route.path,
                 response.status,
                 (time.monotonic() - started) * 1000,
                 self.account,
@@ -587,6 +590,8 @@ class HTTPCore:
             if pause is None:
                 pause = self.retry_policy.backoff(1)
             await self.limiter.pause(bucket, pause)
+            if pause > self.retry_policy.max_total:
+                raise error  # the vendor asks for longer than this call may take
             raise _Retry(error, None)
         if (
             route.idempotent

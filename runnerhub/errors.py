@@ -25,6 +25,8 @@ vendor's error code and message, and its trace id when one was sent.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "APIError",
     "AuthenticationError",
@@ -69,6 +71,11 @@ class RunnerHubError(Exception):
         self.account = account
         self.operation = operation
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only constructors defeat BaseException's pickling; keep errors
+        # picklable so they cross process boundaries (multiprocessing workers).
+        return (_rebuild, (type(self), self.__dict__.copy()))
+
     def __str__(self) -> str:
         where = ", ".join(
             part
@@ -79,6 +86,13 @@ class RunnerHubError(Exception):
             if part
         )
         return f"{self.message} [{where}]" if where else self.message
+
+
+def _rebuild(cls: type[RunnerHubError], state: dict[str, Any]) -> RunnerHubError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, state.get("message", ""))
+    error.__dict__.update(state)
+    return error
 
 
 class UsageError(RunnerHubError, ValueError):

@@ -17,6 +17,17 @@ __all__ = ["RetryPolicy", "parse_rate_limit_reset", "parse_retry_after"]
 _MAX_HINT_SECONDS = 86_400.0
 
 
+def _non_negative(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
+
+
+def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    _non_negative(instance, attribute, value)
+    if value == 0:
+        raise ValueError(f"{attribute.name} must be > 0")
+
+
 @attrs.frozen
 class RetryPolicy:
     """When and how long to retry a failed request.
@@ -35,9 +46,9 @@ class RetryPolicy:
     """
 
     max_retries: int = attrs.field(default=4, validator=attrs.validators.ge(0))
-    base_delay: float = 0.25
-    max_delay: float = 20.0
-    max_total: float = 120.0
+    base_delay: float = attrs.field(default=0.25, validator=_non_negative)
+    max_delay: float = attrs.field(default=20.0, validator=_non_negative)
+    max_total: float = attrs.field(default=120.0, validator=_positive)
     retry_statuses: frozenset[int] = frozenset({500, 502, 503, 504})
 
     def backoff(self, retry: int, rng: random.Random | None = None) -> float:
@@ -79,10 +90,11 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     text = value.strip()
     if not text:
         return None
-    try:
-        return _finite_hint(float(text)) if text[0].isdigit() else None
-    except ValueError:
-        pass
+    if text[0].isdigit():
+        try:
+            return _finite_hint(float(text))
+        except ValueError:
+            pass  # e.g. an RFC 850 date starting with a digit? Try it as a date.
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError, OverflowError):

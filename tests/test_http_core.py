@@ -405,11 +405,6 @@ async def test_429_exhausted_raises_rate_limit_error(soda_case: VendorCase) -> N
     assert len(soda_case.sandbox.requests) == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a 429 Retry-After longer than RetryPolicy.max_total pauses the bucket and "
-    "blocks the retry for the whole hint instead of giving up",
-)
 async def test_429_hint_beyond_budget_gives_up(soda_case: VendorCase) -> None:
     """A Retry-After far beyond max_total raises RateLimitError at once instead of waiting."""
     soda_case.sandbox.faults.add(
@@ -417,8 +412,8 @@ async def test_429_hint_beyond_budget_gives_up(soda_case: VendorCase) -> None:
     )
     policy = RetryPolicy(base_delay=0.01, max_delay=0.05, max_total=0.2)
     async with soda_case.provider(retry=policy) as provider:
-        # Bounded, so the current behaviour fails fast with TimeoutError.
-        async with asyncio.timeout(1.0):
+        # Bounded, so a regression fails fast with TimeoutError instead of waiting 30 s.
+        async with asyncio.timeout(0.5):
             with pytest.raises(errors.RateLimitError) as info:
                 await provider.get_runner(soda_case.runner_ids[0])
     assert info.value.retry_after == 30.0
@@ -445,7 +440,7 @@ async def test_truncated_post_is_not_retried(soda_case: VendorCase) -> None:
 
 async def test_rate_limit_remaining_zero_pauses_the_bucket() -> None:
     """Kubiya's X-RateLimit-Remaining: 0 pauses the bucket, so a looser client never hits 429."""
-    sandbox = Sandbox(seed=5, kubiya_limits=[(3, 0.5), (3, 0.5)])
+    sandbox = Sandbox(seed=5, kubiya_limits=[(3, 0.3), (3, 0.3)])
     org = sandbox.add_kubiya_org("kubiya-dev", runners=4)
     name = next(iter(org.runners))
     async with (
@@ -464,5 +459,5 @@ async def test_rate_limit_remaining_zero_pauses_the_bucket() -> None:
     assert runner.id == name
     assert sandbox.count(status=429) == 0
     assert sandbox.count(status=200) == 7
-    assert sandbox.max_in_window("kubiya", "*", 0.5) <= 3
-    assert elapsed >= 2 * 0.5 * 0.9  # two full windows were waited out
+    assert sandbox.max_in_window("kubiya", "*", 0.3) <= 3
+    assert elapsed >= 2 * 0.3 * 0.9  # two full windows were waited out

@@ -307,11 +307,6 @@ def test_plain_errors_pickle() -> None:
     assert str(clone) == str(error)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: APIError takes keyword-only status, so BaseException's pickling "
-    "(cls(*args)) cannot rebuild it",
-)
 def test_api_errors_pickle() -> None:
     """An APIError survives pickling, e.g. from a ProcessPoolExecutor worker."""
     error = errors.NotFoundError("gone", status=404, code="not_found", account="acme-eu")

@@ -50,7 +50,10 @@ _CREATE: Final = Route("create_runner", "POST", "/api/v3/runners/{runner}")
 _DELETE: Final = Route("delete_runner", "DELETE", "/api/v3/runners/{runner}")
 _DESCRIBE: Final = Route("update_description", "PUT", "/api/v3/runners/description/{runner}")
 _HELM_VALUES: Final = Route("helm_values", "GET", "/api/v3/runners/helmchart/{runner}")
-_MANIFEST: Final = Route("deployment_manifest", "GET", "/api/v3/runners/helm/{runner}")
+# The segment may be a manifest URL's key, which works without auth: never log it.
+_MANIFEST: Final = Route(
+    "deployment_manifest", "GET", "/api/v3/runners/helm/{runner}", log_params=False
+)
 _OPS: Final = Route("run_operation", "POST", "/api/v3/runners/{runner}/ops")
 
 # runner_type values: "managed_cloud" is Kubiya-operated; Kubiya's operator types

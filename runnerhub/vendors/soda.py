@@ -57,14 +57,12 @@ _GET: Final = Route("get_runner", "GET", "/api/v1/runners/{runner_id}")
 _DELETE: Final = Route("delete_runner", "DELETE", "/api/v1/runners/{runner_id}")
 _VERIFY: Final = Route("verify", "GET", "/api/v1/test-login")
 
-_KINDS: Final[Mapping[object, RunnerKind]] = {
+_KINDS: Final[Mapping[str, RunnerKind]] = {
     "SELF_HOSTED": RunnerKind.SELF_HOSTED,
     "SODA_HOSTED": RunnerKind.MANAGED,
 }
-_ONLINE: Final[Mapping[object, RunnerStatus]] = {
-    True: RunnerStatus.ONLINE,
-    False: RunnerStatus.OFFLINE,
-}
+
+_NO_KIND: Final = RunnerKind.UNKNOWN
 
 _PAGE_SIZES: Final = range(10, 1001)
 
@@ -105,13 +103,21 @@ def runner_from_wire(data: Any, account: str) -> Runner:
         raise errors.ResponseFormatError("runner: missing or non-string id")
     name = data.get("name")
     versions = data.get("versions")
+    kind = data.get("type")
+    online = data.get("isOnline")  # only JSON true/false count; 1 and 0 do not
     return Runner(
         provider="soda",
         account=account,
         id=runner_id,
         name=name if isinstance(name, str) and name else runner_id,
-        kind=_KINDS.get(data.get("type"), RunnerKind.UNKNOWN),
-        status=_ONLINE.get(data.get("isOnline"), RunnerStatus.UNKNOWN),
+        kind=_KINDS.get(kind, RunnerKind.UNKNOWN) if isinstance(kind, str) else _NO_KIND,
+        status=(
+            RunnerStatus.ONLINE
+            if online is True
+            else RunnerStatus.OFFLINE
+            if online is False
+            else RunnerStatus.UNKNOWN
+        ),
         description=as_str(data.get("label")),
         last_seen=parse_timestamp(data.get("lastSeenTimestamp")),
         versions=(
@@ -193,6 +199,8 @@ class SodaProvider(ProviderBase):
             for name, value in (("api_key_id", api_key_id), ("api_key_secret", api_key_secret)):
                 _check_printable(name, value)
         elif token is not None:
+            if not token:
+                raise errors.UsageError("token must be a non-empty string")
             _check_printable("token", token)
             if ";" in token or "," in token:
                 raise errors.UsageError("token contains a character not allowed in a cookie")

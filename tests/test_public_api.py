@@ -1,0 +1,113 @@
+"""The deliberate public surface: sorted re-exports, a light import, typing markers."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.resources
+import json
+import subprocess
+import sys
+import types
+
+import pytest
+
+import runnerhub
+from runnerhub import errors
+
+# Modules ``import runnerhub`` must not load: the emulator, the CLI and optional extras.
+HEAVY = ("runnerhub.sandbox", "runnerhub.cli", "runnerhub._cli", "redis", "rich")
+
+
+def test_all_is_sorted_and_unique() -> None:
+    """runnerhub.__all__ is sorted and has no duplicates."""
+    assert runnerhub.__all__ == sorted(runnerhub.__all__)
+    assert len(set(runnerhub.__all__)) == len(runnerhub.__all__)
+
+
+def test_every_exported_name_resolves() -> None:
+    """Each name in runnerhub.__all__ is an attribute of the package, none private."""
+    for name in runnerhub.__all__:
+        assert not name.startswith("_")
+        assert getattr(runnerhub, name) is not None
+
+
+def test_core_names_are_exported() -> None:
+    """The providers, models, policy and error module are part of the public surface."""
+    expected = {
+        "Capability",
+        "CreatedRunner",
+        "KubiyaProvider",
+        "RateLimit",
+        "RetryPolicy",
+        "Runner",
+        "RunnerHealth",
+        "RunnerKind",
+        "RunnerProvider",
+        "RunnerStatus",
+        "Secret",
+        "SodaProvider",
+        "errors",
+    }
+    assert expected <= set(runnerhub.__all__)
+
+
+def test_star_import_gives_exactly_all() -> None:
+    """``from runnerhub import *`` binds exactly the names in __all__."""
+    namespace: dict[str, object] = {}
+    exec("from runnerhub import *", namespace)  # noqa: S102 - fixed source text
+    assert set(namespace) - {"__builtins__"} == set(runnerhub.__all__)
+
+
+@pytest.mark.parametrize("module", ["runnerhub.errors", "runnerhub.models", "runnerhub.provider"])
+def test_submodule_all_sorted_and_resolving(module: str) -> None:
+    """The public submodules' __all__ are sorted and every name resolves."""
+    mod = importlib.import_module(module)
+    names = list(mod.__all__)
+    assert names == sorted(names)
+    for name in names:
+        assert hasattr(mod, name)
+
+
+def test_errors_all_lists_every_error_class() -> None:
+    """runnerhub.errors.__all__ names every RunnerHubError subclass defined there."""
+    defined = {
+        name
+        for name, value in vars(errors).items()
+        if isinstance(value, type) and issubclass(value, errors.RunnerHubError)
+    }
+    assert defined == set(errors.__all__)
+
+
+def test_import_is_light() -> None:
+    """A fresh ``import runnerhub`` loads neither the sandbox, the CLI, redis nor rich."""
+    code = "import json, sys, runnerhub; print(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run(  # noqa: S603 - fixed arguments, our own interpreter
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded = json.loads(result.stdout)
+    assert "runnerhub" in loaded
+    heavy = [m for m in loaded if m in HEAVY or m.startswith(tuple(h + "." for h in HEAVY))]
+    assert heavy == []
+
+
+def test_py_typed_is_shipped() -> None:
+    """The package carries the PEP 561 py.typed marker."""
+    assert importlib.resources.files("runnerhub").joinpath("py.typed").is_file()
+
+
+def test_version_matches_metadata() -> None:
+    """runnerhub.__version__ agrees with the installed distribution's version."""
+    assert runnerhub.__version__ == importlib.metadata.version("runnerhub")
+
+
+def test_typing_check_runs() -> None:
+    """The mypy-checked typing module also holds at runtime: both providers are RunnerProviders."""
+    from tests import typing_check
+
+    assert isinstance(typing_check, types.ModuleType)
+    soda, kubiya = typing_check.providers()
+    assert isinstance(soda, runnerhub.RunnerProvider)
+    assert isinstance(kubiya, runnerhub.RunnerProvider)
+    assert (soda.provider, kubiya.provider) == ("soda", "kubiya")
+    assert soda.capabilities < kubiya.capabilities
