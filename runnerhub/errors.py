@@ -8,6 +8,7 @@ mappers)::
     ├── UsageError                 bad arguments or configuration (also a ValueError)
     ├── UnsupportedOperation       the vendor has no such operation; raised before any I/O
     ├── TransportError             connection refused or reset, timeout, TLS failure
+    ├── InconsistentListingError   a consistent listing kept changing while it was read
     ├── ResponseFormatError        a body that is not JSON or not the documented shape
     │   └── ResponseTooLargeError  a body over the configured size bound, not read
     └── APIError                   the vendor answered with an error status
@@ -31,6 +32,7 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "BadRequestError",
+    "InconsistentListingError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -105,6 +107,10 @@ class UnsupportedOperation(RunnerHubError):
 
 class TransportError(RunnerHubError):
     """The request did not complete: connection failure, reset or timeout."""
+
+
+class InconsistentListingError(RunnerHubError):
+    """``list_runners(consistent=True)`` saw the fleet change on every try."""
 
 
 class ResponseFormatError(RunnerHubError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,7 +17,7 @@ import pytest
 from yarl import URL
 
 from runnerhub import RunnerKind, RunnerStatus, SodaProvider, errors
-from runnerhub.sandbox import Sandbox, SodaOrg
+from runnerhub.sandbox import Fault, FaultKind, Sandbox, SodaOrg
 from runnerhub.vendors.soda import REGIONS, health_from_runner, runner_from_wire
 
 from .conftest import SODA_LIMITS, VendorCase
@@ -571,3 +573,53 @@ def test_health_from_runner() -> None:
 def test_create_sample_has_the_documented_keys() -> None:
     """The create sample is the documented {apiKeyId, apiKeySecret} shape."""
     assert set(_sample("soda_create_runner.json")) == {"apiKeyId", "apiKeySecret"}
+
+
+async def test_verify_returns_the_organisation(soda_case: VendorCase) -> None:
+    """verify() calls test-login and returns the organisation name."""
+    async with soda_case.provider() as provider:
+        assert isinstance(provider, SodaProvider)
+        assert await provider.verify() == "acme-eu"
+    assert [r.path for r in soda_case.sandbox.requests] == ["/api/v1/test-login"]
+
+
+async def test_consistent_listing_retries_until_stable(soda_case: VendorCase) -> None:
+    """consistent=True reads again when the count changed mid-listing, then yields it all once."""
+    org = soda_case.sandbox.soda_orgs["acme-eu"]
+    soda_case.sandbox.faults.add(Fault(FaultKind.LATENCY, delay=0.02, path="/api/v1/runners"))
+
+    async def add_one_soon() -> None:
+        await asyncio.sleep(0.03)  # during the first read of 3 pages
+        org.add_runner()
+
+    async with soda_case.provider() as provider:
+        assert isinstance(provider, SodaProvider)
+        adder = asyncio.create_task(add_one_soon())
+        ids = [r.id async for r in provider.list_runners(page_size=10, consistent=True)]
+        await adder
+    assert sorted(ids) == sorted(org.runners)
+    assert len(ids) == 26
+    # 3 pages + check, then 3 pages + check again.
+    assert soda_case.sandbox.count(operation="list_runners") == 8
+
+
+async def test_consistent_listing_gives_up_on_a_churning_fleet(soda_case: VendorCase) -> None:
+    """A fleet that changes between every page and the check raises InconsistentListingError."""
+    org = soda_case.sandbox.soda_orgs["acme-eu"]
+    soda_case.sandbox.faults.add(Fault(FaultKind.LATENCY, delay=0.0, path="/api/v1/runners"))
+
+    async def churn() -> None:
+        while True:
+            org.add_runner()
+            await asyncio.sleep(0.001)
+
+    task = asyncio.create_task(churn())
+    try:
+        async with soda_case.provider() as provider:
+            assert isinstance(provider, SodaProvider)
+            with pytest.raises(errors.InconsistentListingError):
+                _ = [r async for r in provider.list_runners(page_size=10, consistent=True)]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

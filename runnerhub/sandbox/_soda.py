@@ -31,6 +31,7 @@ SODA_LIMITS: dict[str, tuple[int, float]] = {
     "create_runner": (10, 60.0),
     "get_runner": (1000, 60.0),
     "delete_runner": (10, 60.0),
+    "test_login": (10, 10.0),
 }
 
 # runner version -> soda-library version shipped with it; the first is current.
@@ -248,6 +249,7 @@ class SodaService:
                 "/api/v1/runners/{runnerId}", self._get, name="soda.get_runner", allow_head=False
             ),
             web.delete("/api/v1/runners/{runnerId}", self._delete, name="soda.delete_runner"),
+            web.get("/api/v1/test-login", self._test_login, name="soda.test_login"),
         ]
 
     @staticmethod
@@ -354,6 +356,10 @@ class SodaService:
         if runner is None:
             return self.error(404, "Runner not found")
         return web.json_response({"runner": runner})
+
+    async def _test_login(self, request: web.Request) -> web.StreamResponse:
+        # Connectivity check from Soda's public API docs (British spelling).
+        return web.json_response({"organisationName": request[SODA_ORG].name})
 
     async def _create(self, request: web.Request) -> web.StreamResponse:
         # The spec declares no request body; Soda's CLI sends {"name": ...} anyway.

@@ -65,6 +65,7 @@ _KINDS: Final[Mapping[str, RunnerKind]] = {
 _NO_KIND: Final = RunnerKind.UNKNOWN
 
 _PAGE_SIZES: Final = range(10, 1001)
+_CONSISTENT_TRIES: Final = 3
 
 _wire = make_wire_converter()
 
@@ -250,41 +251,77 @@ class SodaProvider(ProviderBase):
             raise self._http.format_error(_VERIFY.operation, "test-login: no organisationName")
         return name
 
-    async def list_runners(self, *, page_size: int = 1000) -> AsyncIterator[Runner]:
+    async def list_runners(
+        self, *, page_size: int = 1000, consistent: bool = False
+    ) -> AsyncIterator[Runner]:
         """Yield every runner, one page request at a time as the caller consumes them.
 
-        A listing is not atomic: a runner created or deleted while it runs may
-        be missed; a runner shifted onto the next page by an insertion is
-        yielded once (ids of the previous page are remembered).
+        A listing is not atomic. A runner created while it runs may be missed;
+        a runner deleted while it runs can shift another one back onto a page
+        already read, and that one is missed. A runner shifted forward onto the
+        next page by an insertion is yielded once (the previous page's ids are
+        remembered), so no runner is ever yielded twice.
 
         Args:
             page_size: Runners per request, 10..1000 (Soda's bounds).
+            consistent: Read every page first, then re-read page 0 and yield
+                only if ``totalElements`` did not change and every runner was
+                seen; otherwise read again (3 tries). Costs one request more and
+                memory for the whole listing.
 
         Raises:
             UsageError: for a page size out of bounds.
+            InconsistentListingError: when ``consistent`` and the fleet kept changing.
         """
         if page_size not in _PAGE_SIZES:
             raise errors.UsageError(f"page_size must be within 10..1000, got {page_size!r}")
+        if not consistent:
+            async for runner in self._pages(page_size):
+                yield runner
+            return
+        for _ in range(_CONSISTENT_TRIES):
+            totals: list[int] = []
+            runners = [runner async for runner in self._pages(page_size, totals)]
+            check = await self._page(0, 10)
+            if totals and totals[0] == check.totalElements == len(runners):
+                for runner in runners:
+                    yield runner
+                return
+        raise errors.InconsistentListingError(
+            f"the runner list changed during each of {_CONSISTENT_TRIES} listings",
+            provider=self.provider,
+            account=self.account,
+            operation=_LIST.operation,
+        )
+
+    async def _page(self, number: int, size: int) -> _Page:
+        data = await self._http.request_json(_LIST, query={"page": number, "size": size})
+        try:
+            return structure(_wire, data, _Page, "runner page")
+        except errors.ResponseFormatError as exc:
+            raise self._http.format_error(_LIST.operation, exc.message) from None
+
+    async def _pages(
+        self, page_size: int, totals: list[int] | None = None
+    ) -> AsyncIterator[Runner]:
         account = self.account
         previous: set[str] = set()
-        page_number = 0
+        number = 0
         while True:
-            data = await self._http.request_json(
-                _LIST, query={"page": page_number, "size": page_size}
-            )
+            page = await self._page(number, page_size)
+            if totals is not None:
+                totals.append(page.totalElements)
             try:
-                page = structure(_wire, data, _Page, "runner page")
                 runners = [runner_from_wire(item, account) for item in page.content]
             except errors.ResponseFormatError as exc:
                 raise self._http.format_error(_LIST.operation, exc.message) from None
-            seen = {runner.id for runner in runners}
             for runner in runners:
                 if runner.id not in previous:
                     yield runner
-            previous = seen
-            if page.last or not page.content or page_number + 1 >= page.totalPages:
+            previous = {runner.id for runner in runners}
+            if page.last or not page.content or number + 1 >= page.totalPages:
                 return
-            page_number += 1
+            number += 1
 
     async def get_runner(self, runner_id: str) -> Runner:
         """Return one runner.
