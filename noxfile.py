@@ -17,9 +17,10 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff over everything."""
-    session.install("ruff")
+    """ruff (bandit's rules included) over everything, and pip-audit over the dependencies."""
+    session.install("-e", ".[dev]")
     session.run("ruff", "check", ".")
+    session.run("pip-audit", "--strict", "--skip-editable")
 
 
 @nox.session
