@@ -15,7 +15,7 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -42,6 +42,7 @@ __all__ = [
 logger = logging.getLogger("runnerhub")
 
 _STREAM_BUFFER = 1000
+_PROGRESS_EVERY = 100  # runners between progress reports while listing
 _VERSION_NUMBERS = re.compile(r"\d+")
 
 
@@ -71,7 +72,9 @@ class AccountProgress:
     Attributes:
         account: The account label.
         runners: Runners received so far.
-        done: True once the account finished, successfully or not.
+        phase: ``"listing"``, ``"health"`` or ``"done"``.
+        health_done: Health calls finished (health phase).
+        health_total: Health calls to make (health phase).
         error: The account's error, if it failed.
         requests: Requests sent so far (retries included), when the provider counts them.
         waiting: Requests waiting for a rate-limit slot right now.
@@ -79,10 +82,17 @@ class AccountProgress:
 
     account: str
     runners: int
-    done: bool = False
+    phase: str = "listing"
+    health_done: int = 0
+    health_total: int = 0
     error: errors.RunnerHubError | None = None
     requests: int = 0
     waiting: int = 0
+
+    @property
+    def done(self) -> bool:
+        """True once the account finished, successfully or not."""
+        return self.phase == "done"
 
 
 ProgressCallback = Callable[[AccountProgress], None]
@@ -336,21 +346,25 @@ class RunnerHub:
         async def fetch(provider: RunnerProvider) -> None:
             runners: list[Runner] = []
             try:
+                if progress is not None:
+                    progress(_progress(provider, 0))
                 async for runner in provider.list_runners():
                     runners.append(runner)
-                    if progress is not None and len(runners) % 500 == 0:
+                    if progress is not None and len(runners) % _PROGRESS_EVERY == 0:
                         progress(_progress(provider, len(runners)))
                 if health and Capability.HEALTH_CHECK in provider.capabilities:
-                    runners = await self._with_health(provider, runners, health_failures)
+                    runners = await self._with_health(
+                        provider, runners, health_failures, progress
+                    )
             except errors.RunnerHubError as exc:
                 failed[provider.account] = exc
                 logger.warning("inventory of %s failed: %s", provider.account, exc)
                 if progress is not None:
-                    progress(_progress(provider, len(runners), done=True, error=exc))
+                    progress(_progress(provider, len(runners), phase="done", error=exc))
                 return
             results[provider.account] = runners
             if progress is not None:
-                progress(_progress(provider, len(runners), done=True))
+                progress(_progress(provider, len(runners), phase="done"))
 
         async with asyncio.TaskGroup() as group:
             for provider in chosen:
@@ -370,17 +384,37 @@ class RunnerHub:
         provider: RunnerProvider,
         runners: list[Runner],
         failures: list[HealthFailure],
+        progress: ProgressCallback | None,
     ) -> list[Runner]:
         gate = asyncio.Semaphore(self._health_concurrency)
+        finished = 0
+
+        def report() -> None:
+            if progress is not None:
+                progress(
+                    _progress(
+                        provider,
+                        len(runners),
+                        phase="health",
+                        health_done=finished,
+                        health_total=len(runners),
+                    )
+                )
 
         async def check(runner: Runner) -> Runner:
+            nonlocal finished
             async with gate:
                 try:
                     health: RunnerHealth = await provider.runner_health(runner.id)
                 except errors.RunnerHubError as exc:
                     failures.append(HealthFailure(provider.account, runner.id, exc))
                     return attrs.evolve(runner, status=RunnerStatus.UNKNOWN)
+                finally:
+                    finished += 1
+                    report()
             return attrs.evolve(runner, status=health.status)
+
+        report()
 
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(check(runner)) for runner in runners]
@@ -392,7 +426,7 @@ class RunnerHub:
         accounts: Iterable[str] | None = None,
         providers: Iterable[str] | None = None,
         collect_errors: dict[str, errors.RunnerHubError] | None = None,
-    ) -> AsyncIterator[Runner]:
+    ) -> AsyncGenerator[Runner, None]:
         """Yield runners as they arrive, across accounts, holding at most a bounded buffer.
 
         Args:
@@ -443,7 +477,7 @@ class RunnerHub:
         health: bool = False,
         initial: bool = True,
         accounts: Iterable[str] | None = None,
-    ) -> AsyncIterator[FleetEvent]:
+    ) -> AsyncGenerator[FleetEvent, None]:
         """Take an inventory every ``interval`` seconds and yield what changed.
 
         The first snapshot yields ADDED for every runner when ``initial`` is
@@ -504,14 +538,18 @@ def _progress(
     provider: RunnerProvider,
     runners: int,
     *,
-    done: bool = False,
+    phase: str = "listing",
+    health_done: int = 0,
+    health_total: int = 0,
     error: errors.RunnerHubError | None = None,
 ) -> AccountProgress:
     stats = getattr(provider, "stats", None)
     return AccountProgress(
         account=provider.account,
         runners=runners,
-        done=done,
+        phase=phase,
+        health_done=health_done,
+        health_total=health_total,
         error=error,
         requests=getattr(stats, "requests", 0),
         waiting=getattr(stats, "waiting", 0),

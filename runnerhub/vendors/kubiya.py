@@ -229,6 +229,8 @@ class KubiyaProvider(ProviderBase):
     #: Credential keywords, and whether each is a secret (never inline in an accounts file).
     credential_fields: Final[Mapping[str, bool]] = {"api_key": True}
     capabilities = frozenset(Capability)
+    #: Kubiya's documented per-key budget ("*": every route); ``rate_limits=`` overrides it.
+    default_limits: Final[Mapping[str, tuple[RateLimit, ...]]] = KUBIYA.limits
 
     def __init__(self, api_key: str, **options: Unpack[ClientOptions]) -> None:
         if not isinstance(api_key, str) or not api_key.strip():

@@ -175,6 +175,8 @@ class SodaProvider(ProviderBase):
     capabilities = frozenset(
         {Capability.LIST, Capability.GET, Capability.CREATE, Capability.DELETE, Capability.HEALTH}
     )
+    #: Soda's documented limits, by operation; ``rate_limits=`` overrides them.
+    default_limits: Final[Mapping[str, tuple[RateLimit, ...]]] = SODA.limits
 
     def __init__(
         self,
