@@ -16,7 +16,8 @@ from referencing.jsonschema import DRAFT202012
 
 from runnerhub.sandbox import Sandbox, SodaOrg
 
-SPEC_PATH = Path("/work/shared/specs/soda-runners.openapi.json")
+# Soda's published OpenAPI (the four inline documents merged), kept verbatim beside the samples.
+SPEC_PATH = Path(__file__).resolve().parents[1] / "samples" / "soda-runners.openapi.json"
 SPEC_URI = "urn:soda-runners-openapi"
 
 
