@@ -448,7 +448,11 @@ class RunnerHub:
                 failed[provider.account] = exc
                 logger.warning("stream of %s failed: %s", provider.account, exc)
             finally:
-                await queue.put(None)
+                # The end-of-account marker, unless the stream is being torn down:
+                # then nobody reads the queue and a full one would block forever.
+                task = asyncio.current_task()
+                if task is None or not task.cancelling():
+                    await queue.put(None)
 
         tasks = [
             asyncio.create_task(produce(p), name=f"runnerhub:{p.account}") for p in chosen
