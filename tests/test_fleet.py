@@ -196,7 +196,7 @@ async def test_breaking_out_of_stream_leaves_no_task(fleet: Fleet) -> None:
         stream = hub.stream()
         async for _ in stream:
             break
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
         await asyncio.sleep(0)
         others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         assert not [t for t in others if t.get_name().startswith("runnerhub:")]
@@ -231,7 +231,7 @@ async def test_watch_reports_changes(fleet: Fleet) -> None:
         eu.remove_runner(gone)
         eu.runners[flipped]["isOnline"] = not eu.runners[flipped].get("isOnline", False)
         changes = [await anext(events) for _ in range(2)]
-        await events.aclose()  # type: ignore[attr-defined]
+        await events.aclose()
     kinds = {(e.kind, e.runner.id if e.runner else None) for e in changes}
     assert (FleetEventKind.REMOVED, gone) in kinds
     assert (FleetEventKind.STATUS_CHANGED, flipped) in kinds
@@ -245,7 +245,7 @@ async def test_watch_reports_a_failed_account_without_removing_its_runners(fleet
             Fault(FaultKind.STATUS, status=403, vendor="kubiya", times=1)
         )
         event = await anext(events)
-        await events.aclose()  # type: ignore[attr-defined]
+        await events.aclose()
     assert event.kind is FleetEventKind.ACCOUNT_FAILED
     assert isinstance(event.error, errors.PermissionDeniedError)
 
