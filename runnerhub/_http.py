@@ -9,14 +9,16 @@ Foreign exceptions (aiohttp, asyncio timeouts, JSON) become
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import ipaddress
 import json
 import logging
+import math
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from types import TracebackType
 from typing import Any, Final, NoReturn, TypedDict
 from urllib.parse import quote, urlsplit
 
@@ -27,7 +29,13 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from . import errors
-from .limits import Bucket, Limiter, RateLimit, shared_local_limiter
+from .limits import (
+    Bucket,
+    Limiter,
+    RateLimit,
+    _LocalBucket,  # the default limiter's slot, for its await-free path
+    shared_local_limiter,
+)
 from .retry import RetryPolicy, parse_rate_limit_reset, parse_retry_after
 
 _json_loads: Callable[[bytes], Any]
@@ -110,7 +118,25 @@ class Route:
 
     def render(self, params: Mapping[str, str]) -> str:
         """The path with each parameter percent-encoded as exactly one segment."""
+        one = _one_field(self.path)
+        if one is not None and len(params) == 1 and one[1] in params:
+            # The usual route, "/runners/{id}": what format_map gives, by concatenation.
+            prefix, name, suffix = one
+            return prefix + encode_segment(params[name]) + suffix
         return self.path.format_map({key: encode_segment(value) for key, value in params.items()})
+
+
+@functools.cache
+def _one_field(template: str) -> tuple[str, str, str] | None:
+    """``(prefix, name, suffix)`` of a template "prefix{name}suffix" with no other braces."""
+    start = template.find("{")
+    end = template.find("}", start + 1)
+    if start < 0 or end < 0:
+        return None
+    prefix, name, suffix = template[:start], template[start + 1 : end], template[end + 1 :]
+    if not name.isidentifier() or "}" in prefix or "{" in suffix or "}" in suffix:
+        return None  # a format spec, an escaped brace, or more fields: format_map's job
+    return prefix, name, suffix
 
 
 def encode_segment(value: str) -> str:
@@ -121,14 +147,22 @@ def encode_segment(value: str) -> str:
     reference.
 
     Raises:
-        UsageError: for an empty value.
+        UsageError: for an empty value or one that is not valid Unicode.
     """
     if not isinstance(value, str) or not value:
         raise errors.UsageError(f"a runner id must be a non-empty string, got {value!r}")
-    encoded = quote(value, safe="")
-    if set(encoded) == {"."}:
+    # Ids are usually unreserved characters only, which quote() leaves as they are.
+    try:
+        encoded = value if _all_unreserved(value) else quote(value, safe="")
+    except UnicodeEncodeError:  # lone surrogates, as json.loads makes from "\ud800"
+        raise errors.UsageError("a runner id must be valid Unicode text") from None
+    if not encoded.strip("."):
         encoded = encoded.replace(".", "%2E")
     return encoded
+
+
+# RFC 3986 unreserved characters: exactly what quote(..., safe="") never encodes.
+_all_unreserved: Final = re.compile(r"[A-Za-z0-9._~-]+").fullmatch
 
 
 @attrs.frozen
@@ -251,7 +285,15 @@ def check_header_value(name: str, value: str) -> str:
 
 def check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:
     """Normalise ``base_url``; refuse plain http to a non-loopback host unless allowed."""
-    parts = urlsplit(base_url)
+    if not isinstance(base_url, str) or not base_url.isprintable() or any(
+        c.isspace() for c in base_url
+    ):
+        raise errors.UsageError("base_url must be a URL without spaces or control characters")
+    try:
+        parts = urlsplit(base_url)
+        parts.port  # noqa: B018 - reading it validates the port (range, digits)
+    except ValueError as exc:
+        raise errors.UsageError(f"base_url is not a valid URL: {exc}") from None
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise errors.UsageError(f"base_url must be an http(s) URL, got {base_url!r}")
     if parts.username or parts.password or parts.query or parts.fragment:
@@ -299,44 +341,6 @@ class ClientStats:
     waiting: int = 0
 
 
-class _CountedSlot:
-    """A limiter slot that counts its waiters in :class:`ClientStats`."""
-
-    __slots__ = ("_slot", "_stats")
-
-    def __init__(self, slot: AbstractAsyncContextManager[None], stats: ClientStats) -> None:
-        self._slot = slot
-        self._stats = stats
-
-    async def __aenter__(self) -> None:
-        self._stats.waiting += 1
-        try:
-            await self._slot.__aenter__()
-        finally:
-            self._stats.waiting -= 1
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._slot.__aexit__(exc_type, exc, tb)
-
-
-class _NoSlot:
-    """The slot of an unlimited route."""
-
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        return None
-
-
-_NO_SLOT: Final = _NoSlot()
-
-
 class HTTPCore:
     """One provider's HTTP client: it owns (or borrows) a session and sends every request.
 
@@ -373,12 +377,19 @@ class HTTPCore:
         self._session: aiohttp.ClientSession | None = options.get("session")
         self._owns_session = self._session is None
         self._limiter = options.get("limiter")
+        unknown = set(options) - ClientOptions.__optional_keys__
+        if unknown:
+            raise errors.UsageError(f"unknown option(s): {', '.join(sorted(unknown))}")
         timeout = float(options.get("timeout", DEFAULT_TIMEOUT))
         if not timeout > 0:
             raise errors.UsageError(f"timeout must be > 0 seconds, got {timeout!r}")
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._deadline = options.get("deadline")
+        if self._deadline is not None and not 0 < self._deadline < math.inf:
+            raise errors.UsageError(f"deadline must be > 0 seconds, got {self._deadline!r}")
         self._max_body = int(options.get("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES))
+        if self._max_body < 1:
+            raise errors.UsageError("max_response_bytes must be at least 1")
         self._connector_limit = int(options.get("connector_limit", DEFAULT_CONNECTOR_LIMIT))
         policy = options.get("retry") or RetryPolicy()
         if "max_retries" in options:
@@ -386,15 +397,6 @@ class HTTPCore:
         self.retry_policy = policy
         self.stats = ClientStats()
         self._buckets = self._make_buckets(credential_id, options.get("rate_limits") or {})
-        self._send = backoff.on_exception(
-            policy.waits,
-            _Retry,
-            max_tries=policy.max_retries + 1,
-            max_time=policy.max_total,
-            jitter=None,
-            on_backoff=self._log_backoff,
-            logger=None,  # backoff's own logger would print call arguments
-        )(self._attempt)
 
     def __repr__(self) -> str:
         return f"<HTTPCore {self.vendor.name} {self.account} {self.base_url}>"
@@ -439,6 +441,8 @@ class HTTPCore:
         connector = aiohttp.TCPConnector(limit=self._connector_limit, ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(
             connector=connector,
+            # Sent with every request without merging per-request headers each time.
+            headers=self._headers,
             cookie_jar=aiohttp.DummyCookieJar(),  # never keep a vendor's session cookie
             raise_for_status=False,
         )
@@ -474,10 +478,16 @@ class HTTPCore:
         url = URL(self.base_url + path, encoded=True)
         data = None if json_body is None else json.dumps(json_body).encode()
         try:
-            if self._deadline is None:
-                return await self._send(route, url, query, data)
-            async with asyncio.timeout(self._deadline):
-                return await self._send(route, url, query, data)
+            if self._deadline is not None:
+                async with asyncio.timeout(self._deadline):
+                    return await self._send(route, url, query, data)
+            # _send inlined: one coroutine less on the path every request takes.
+            started = time.monotonic()
+            try:
+                return await self._attempt(route, url, query, data)
+            except _Retry as failure:
+                first = failure
+            return await self._retry(first, started, route=route, url=url, query=query, data=data)
         except _Retry as failed:
             raise failed.error from None
         except TimeoutError:
@@ -498,10 +508,11 @@ class HTTPCore:
 
     def decode(self, route: Route, response: Response) -> Any:
         """Decode a JSON body or raise ``ResponseFormatError`` (None for an empty body)."""
-        if not response.body.strip():
+        body = response.body
+        if not body.strip():
             return None
         try:
-            return decode_json(response.body)
+            return _json_loads(body)  # decode_json's parser, minus a call per response
         except ValueError:
             message = "the response body is not valid JSON"
             raise self.format_error(route.operation, message) from None
@@ -517,6 +528,62 @@ class HTTPCore:
             message, provider=self.vendor.name, account=self.account, operation=route.operation
         )
 
+    async def _send(
+        self, route: Route, url: URL, query: Mapping[str, str | int] | None, data: bytes | None
+    ) -> Response:
+        """The first attempt, then backoff's retry loop if it failed.
+
+        The first attempt goes out directly, because backoff's bookkeeping (clock
+        reads, a wait generator, handler coroutines) would cost every request a
+        few microseconds and most requests succeed. After a failure, backoff runs
+        its usual loop, whose first "attempt" replays that failure: tries, waits
+        and handlers are those of a loop run from the start, and the time budget
+        is what is left of ``max_total`` since the first send.
+        """
+        started = time.monotonic()
+        try:
+            return await self._attempt(route, url, query, data)
+        except _Retry as failure:
+            first = failure
+        return await self._retry(first, started, route=route, url=url, query=query, data=data)
+
+    async def _retry(
+        self,
+        failed: _Retry,
+        started: float,
+        *,
+        route: Route,
+        url: URL,
+        query: Mapping[str, str | int] | None,
+        data: bytes | None,
+    ) -> Response:
+        """Backoff's loop after a first attempt that began at ``started`` failed."""
+        policy = self.retry_policy
+        if policy.max_retries == 0:
+            raise failed
+        first: _Retry | None = failed
+
+        async def attempt(
+            route: Route, url: URL, query: Mapping[str, str | int] | None, data: bytes | None
+        ) -> Response:
+            nonlocal first
+            if first is not None:
+                failure, first = first, None
+                raise failure
+            return await self._attempt(route, url, query, data)
+
+        retrying = backoff.on_exception(
+            policy.waits,
+            _Retry,
+            max_tries=policy.max_retries + 1,
+            max_time=policy.max_total - (time.monotonic() - started),
+            jitter=None,
+            on_backoff=self._log_backoff,
+            logger=None,  # backoff's own logger would print call arguments
+        )(attempt)
+        response: Response = await retrying(route, url, query, data)
+        return response
+
     async def _attempt(
         self, route: Route, url: URL, query: Mapping[str, str | int] | None, data: bytes | None
     ) -> Response:
@@ -524,27 +591,54 @@ class HTTPCore:
         if session is None or session.closed:
             session = self._open()
         bucket = self.bucket(route.operation)
-        headers = self._headers
+        # A session of our own carries our headers already (see _open); a borrowed one not.
+        headers = None if self._owns_session else self._headers
         if data is not None:
-            headers = {**headers, "Content-Type": "application/json"}
+            headers = {**(headers or {}), "Content-Type": "application/json"}
         started = time.monotonic()
-        stats = self.stats
-        stats.requests += 1
-        slot: AbstractAsyncContextManager[None] = (
-            _CountedSlot(self.limiter.slot(bucket), stats) if bucket is not None else _NO_SLOT
-        )
+        self.stats.requests += 1
+        # The slot is entered and left by hand rather than with ``async with``: the
+        # waiters count needs no wrapper, and the in-process limiter's slot is taken
+        # and given back without a coroutine when it has room (the usual case).
+        slot: AbstractAsyncContextManager[None] | None = None
+        local: _LocalBucket | None = None
+        if bucket is not None:
+            slot = self.limiter.slot(bucket)
+            if type(slot) is _LocalBucket and slot.enter_now():
+                local = slot
+            else:
+                await self._wait_for(slot)
         try:
-            async with slot, session.request(
-                route.method,
-                url,
-                params=query,
-                data=data,
-                headers=headers,
-                timeout=self._timeout,
-                allow_redirects=False,
-            ) as raw:
-                body = await self._read(route, raw)
-                response = Response(raw.status, raw.headers, body)
+            try:
+                async with session.request(
+                    route.method,
+                    url,
+                    params=query,
+                    data=data,
+                    headers=headers,
+                    timeout=self._timeout,
+                    allow_redirects=False,
+                ) as raw:
+                    length = raw.content_length
+                    body = (
+                        await raw.read()  # what _read does first, without its coroutine
+                        if length is not None
+                        and length <= self._max_body
+                        and "Content-Encoding" not in raw.headers
+                        else await self._read(route, raw)
+                    )
+                    response = Response(raw.status, raw.headers, body)
+            except BaseException as exc:
+                # Released even when cancelled: the request may have reached the vendor.
+                if local is not None:
+                    local.leave()
+                elif slot is not None:
+                    await slot.__aexit__(type(exc), exc, exc.__traceback__)
+                raise
+            if local is not None:
+                local.leave()
+            elif slot is not None:
+                await slot.__aexit__(None, None, None)
         except aiohttp.ClientConnectorCertificateError:
             raise self._transport(route, "TLS certificate verification failed") from None
         except aiohttp.ClientConnectorError as exc:
@@ -557,19 +651,30 @@ class HTTPCore:
                 raise _Retry(error, None) from None
             raise error from None
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "%s %s -> %d (%.1f ms) [%s]",
-                route.method,
-                url.path if route.log_params else route.path,
-                response.status,
-                (time.monotonic() - started) * 1000,
-                self.account,
-            )
+            self._log_response(route, url, response, started)
         if response.status < 300:
             if bucket is not None and (pause := parse_rate_limit_reset(response.headers)):
                 await self.limiter.pause(bucket, pause)
             return response
         await self._fail(route, response, bucket)
+
+    async def _wait_for(self, slot: AbstractAsyncContextManager[None]) -> None:
+        # Enter a limiter slot that may make us wait, counted in the stats meanwhile.
+        self.stats.waiting += 1
+        try:
+            await slot.__aenter__()
+        finally:
+            self.stats.waiting -= 1
+
+    def _log_response(self, route: Route, url: URL, response: Response, started: float) -> None:
+        logger.debug(
+            "%s %s -> %d (%.1f ms) [%s]",
+            route.method,
+            url.path if route.log_params else route.path,
+            response.status,
+            (time.monotonic() - started) * 1000,
+            self.account,
+        )
 
     async def _fail(self, route: Route, response: Response, bucket: Bucket | None) -> NoReturn:
         error = error_from_response(
@@ -606,7 +711,10 @@ class HTTPCore:
         if length is not None:
             if length > self._max_body:
                 raise self._too_large(route)
-            return await raw.read()
+            # Content-Length bounds the body only when it is not compressed: a
+            # compressed body is counted below as aiohttp inflates it.
+            if "Content-Encoding" not in raw.headers:
+                return await raw.read()
         chunks: list[bytes] = []
         size = 0
         async for chunk in raw.content.iter_any():

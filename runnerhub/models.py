@@ -110,6 +110,69 @@ class Runner:
     raw: Mapping[str, Any] = attrs.field(factory=dict, eq=False, hash=False, repr=False)
 
 
+# A frozen attrs __init__ stores each field through object.__setattr__ (~1.6 µs
+# for Runner's ten). Vendor mappers build one Runner per listed item, so they use
+# build_runner, which stores the same slots through their descriptors (~0.8 µs).
+_RUNNER_SLOTS: Final = (
+    "provider",
+    "account",
+    "id",
+    "name",
+    "kind",
+    "status",
+    "description",
+    "last_seen",
+    "versions",
+    "raw",
+)
+if tuple(field.name for field in attrs.fields(Runner)) != _RUNNER_SLOTS:  # pragma: no cover
+    raise AssertionError("build_runner must set exactly Runner's fields, in order")
+(
+    _set_provider,
+    _set_account,
+    _set_id,
+    _set_name,
+    _set_kind,
+    _set_status,
+    _set_description,
+    _set_last_seen,
+    _set_versions,
+    _set_raw,
+) = (Runner.__dict__[name].__set__ for name in _RUNNER_SLOTS)
+_new_object = object.__new__
+
+
+def build_runner(  # noqa: PLR0917 - positional on purpose: keywords cost more per call
+    provider: str,
+    account: str,
+    id: str,
+    name: str,
+    kind: RunnerKind,
+    status: RunnerStatus,
+    description: str | None,
+    last_seen: datetime | None,
+    versions: Mapping[str, str],
+    raw: Mapping[str, Any],
+) -> Runner:
+    """``Runner(...)`` with every field given positionally, for mappers' hot paths.
+
+    The result is indistinguishable from the constructor's (same class, same
+    slots, equal and hashing alike); no field is validated or defaulted.
+    """
+    runner: Runner = _new_object(Runner)
+    _set_provider(runner, provider)
+    _set_account(runner, account)
+    _set_id(runner, id)
+    _set_name(runner, name)
+    _set_kind(runner, kind)
+    _set_status(runner, status)
+    _set_description(runner, description)
+    _set_last_seen(runner, last_seen)
+    _set_versions(runner, versions)
+    _set_raw(runner, raw)
+    return runner
+
+
 @attrs.frozen
 class HealthCheck:
     """One component check inside a :class:`RunnerHealth`."""

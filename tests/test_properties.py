@@ -424,11 +424,6 @@ def test_encode_segment_round_trips_as_one_segment(value: str) -> None:
     assert path == "/api/v1/runners/" + encoded
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="encode_segment lets UnicodeEncodeError escape for a str with lone surrogates "
-    "(json.loads produces them from '\\ud800' escapes) instead of raising UsageError",
-)
 @pytest.mark.parametrize("value", ["\ud800", "runner-\udfff"])
 def test_encode_segment_refuses_unencodable_ids(value: str) -> None:
     """An id that cannot be UTF-8 encoded is a UsageError, not a UnicodeEncodeError."""
@@ -652,11 +647,6 @@ async def test_drift_deletion_behind_the_cursor_misses_a_runner(drift_sandbox: S
     assert len(seen.yielded) == 30 - 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="list_runners remembers only the previous page's ids, so more than a page of "
-    "inserts ahead of the cursor shifts runners already yielded onto a later page again",
-)
 async def test_drift_more_than_a_page_of_inserts_yields_no_duplicate(
     drift_sandbox: Sandbox,
 ) -> None:
@@ -666,11 +656,6 @@ async def test_drift_more_than_a_page_of_inserts_yields_no_duplicate(
     assert len(seen.yielded) == len(set(seen.yielded))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="list_runners yields a runner id repeated within one page twice (it dedupes only "
-    "against the previous page), so an inventory can count a runner twice",
-)
 async def test_a_page_repeating_an_id_yields_it_once(scripted: Scripted) -> None:
     """A vendor page that lists one id twice yields that runner once."""
     runner = {"id": "r-1", "name": "one"}
@@ -681,11 +666,6 @@ async def test_a_page_repeating_an_id_yields_it_once(scripted: Scripted) -> None
     assert ids == ["r-1"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="list_runners ignores the envelope's page number: a proxy or cache that drops the "
-    "query string serves page 0 for every page and the listing silently ends short",
-)
 async def test_a_page_with_the_wrong_number_is_refused(scripted: Scripted) -> None:
     """A server that answers page 0 to every page request is a ResponseFormatError."""
     content = [{"id": f"r-{n}"} for n in range(10)]
@@ -704,12 +684,6 @@ async def test_a_page_with_the_wrong_number_is_refused(scripted: Scripted) -> No
             _ = [r async for r in provider.list_runners(page_size=10)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="list_runners(consistent=True) compares only counts (totalElements, runners read): "
-    "a delete behind the cursor plus an insert ahead keeps them equal, so it returns the "
-    "deleted runner and misses one that existed throughout, without raising",
-)
 async def test_consistent_listing_catches_churn_that_keeps_the_count(
     drift_sandbox: Sandbox,
 ) -> None:

@@ -173,11 +173,6 @@ async def test_deadline_bounds_a_call_across_retries() -> None:
     assert 2 <= len(sandbox.requests) <= 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HTTPCore.__init__ validates timeout but not deadline or max_response_bytes: "
-    "deadline=0/-1/nan and max_response_bytes=0/-1 are accepted and fail every call later",
-)
 @pytest.mark.parametrize(
     "options",
     [
@@ -255,11 +250,6 @@ def _gzip_bomb(decompressed: int) -> Handler:
     return handler
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HTTPCore._read trusts Content-Length, which is the compressed size; raw.read() "
-    "then inflates a gzip body of any size into memory past max_response_bytes",
-)
 async def test_compressed_body_is_bounded_after_decompression() -> None:
     """A 20 KB gzip body that inflates to 20 MiB is refused under a 1 MiB bound."""
     async with (
@@ -397,11 +387,6 @@ async def test_no_keyword_turns_verification_off(certificate: Certificate, keywo
                 _ = [r async for r in provider.list_runners()]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HTTPCore reads options with .get() and ignores the rest, so a misspelt or foreign "
-    "keyword (verify_ssl=False, max_retry=0, timout=5) is accepted and silently has no effect",
-)
 @pytest.mark.parametrize("keyword", ["verify_ssl", "max_retry", "timout"])
 def test_unknown_options_are_refused(keyword: str) -> None:
     """A keyword the providers do not know is a UsageError (or TypeError), not ignored."""
@@ -471,13 +456,6 @@ def test_plain_http_from_the_environment_is_refused(
         cls.from_env(environ)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="check_base_url validates urlsplit's view (which drops tab/CR/LF and never reads "
-    "the port) but returns the raw string: a bad port or whitespace passes construction, then "
-    "every request raises a bare ValueError (RunnerHub.inventory lets it escape) or sends a "
-    "malformed request line",
-)
 @pytest.mark.parametrize(
     "base_url",
     [

@@ -9,11 +9,14 @@ and ``versions.runner``. Soda has no health endpoint; health is derived from
 from __future__ import annotations
 
 import base64
+import collections
+import functools
 import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Final, Unpack
 
 import attrs
+import cattrs
 
 from .. import errors
 from .._convert import as_str, make_wire_converter, parse_timestamp, structure
@@ -27,6 +30,7 @@ from ..models import (
     RunnerKind,
     RunnerStatus,
     Secret,
+    build_runner,
 )
 from ..provider import Capability
 from ._base import ProviderBase
@@ -63,11 +67,21 @@ _KINDS: Final[Mapping[str, RunnerKind]] = {
 }
 
 _NO_KIND: Final = RunnerKind.UNKNOWN
+# Enum members bound once: ``RunnerStatus.ONLINE`` costs a metaclass lookup per use.
+_ONLINE: Final = RunnerStatus.ONLINE
+_OFFLINE: Final = RunnerStatus.OFFLINE
+_NO_STATUS: Final = RunnerStatus.UNKNOWN
 
 _PAGE_SIZES: Final = range(10, 1001)
 _CONSISTENT_TRIES: Final = 3
+# Pages whose ids a listing remembers to yield each runner once (memory stays bounded).
+_REMEMBERED_PAGES: Final = 8
 
-_wire = make_wire_converter()
+
+@functools.cache
+def _wire() -> cattrs.Converter:
+    # Built on first use rather than at import: a converter costs ~2 ms to set up.
+    return make_wire_converter()
 
 
 @attrs.frozen
@@ -97,37 +111,53 @@ def runner_from_wire(data: Any, account: str) -> Runner:
     Raises:
         ResponseFormatError: when ``data`` is not an object with a string ``id``.
     """
+    return _to_runner(data, account, _runner_id(data))
+
+
+def _to_runner(data: dict[str, Any], account: str, runner_id: str) -> Runner:
+    # runner_from_wire once the id is known to be good (listings check a page first).
+    name = data.get("name")
+    kind = data.get("type")
+    online = data.get("isOnline")  # only JSON true/false count; 1 and 0 do not
+    versions = data.get("versions")
+    if isinstance(versions, dict):
+        # Usually every value is a non-empty string and a plain copy will do.
+        for version in versions.values():
+            if not isinstance(version, str) or not version:
+                versions = {k: v for k, v in versions.items() if isinstance(v, str) and v}
+                break
+        else:
+            versions = dict(versions)
+    else:
+        versions = {}
+    # build_runner is Runner(...) with every field in order: provider, account, id,
+    # name, kind, status, description, last_seen, versions, raw.
+    return build_runner(
+        "soda",
+        account,
+        runner_id,
+        name if isinstance(name, str) and name else runner_id,
+        _KINDS.get(kind, _NO_KIND) if isinstance(kind, str) else _NO_KIND,
+        _ONLINE if online is True else _OFFLINE if online is False else _NO_STATUS,
+        as_str(data.get("label")),
+        parse_timestamp(data.get("lastSeenTimestamp")),
+        versions,
+        data,
+    )
+
+
+def _runner_id(data: Any) -> str:
+    """The id of a ``PublicApiRunnerDTO``: all :func:`runner_from_wire` requires of it.
+
+    Raises:
+        ResponseFormatError: when ``data`` is not an object with a string ``id``.
+    """
     if not isinstance(data, dict):
         raise errors.ResponseFormatError("runner: expected a JSON object")
     runner_id = data.get("id")
     if not isinstance(runner_id, str) or not runner_id:
         raise errors.ResponseFormatError("runner: missing or non-string id")
-    name = data.get("name")
-    versions = data.get("versions")
-    kind = data.get("type")
-    online = data.get("isOnline")  # only JSON true/false count; 1 and 0 do not
-    return Runner(
-        provider="soda",
-        account=account,
-        id=runner_id,
-        name=name if isinstance(name, str) and name else runner_id,
-        kind=_KINDS.get(kind, RunnerKind.UNKNOWN) if isinstance(kind, str) else _NO_KIND,
-        status=(
-            RunnerStatus.ONLINE
-            if online is True
-            else RunnerStatus.OFFLINE
-            if online is False
-            else RunnerStatus.UNKNOWN
-        ),
-        description=as_str(data.get("label")),
-        last_seen=parse_timestamp(data.get("lastSeenTimestamp")),
-        versions=(
-            {k: v for k, v in versions.items() if isinstance(v, str) and v}
-            if isinstance(versions, dict)
-            else {}
-        ),
-        raw=data,
-    )
+    return runner_id
 
 
 def health_from_runner(runner: Runner) -> RunnerHealth:
@@ -253,39 +283,50 @@ class SodaProvider(ProviderBase):
             raise self._http.format_error(_VERIFY.operation, "test-login: no organisationName")
         return name
 
-    async def list_runners(
+    def list_runners(
         self, *, page_size: int = 1000, consistent: bool = False
     ) -> AsyncIterator[Runner]:
         """Yield every runner, one page request at a time as the caller consumes them.
 
         A listing is not atomic. A runner created while it runs may be missed;
         a runner deleted while it runs can shift another one back onto a page
-        already read, and that one is missed. A runner shifted forward onto the
-        next page by an insertion is yielded once (the previous page's ids are
-        remembered), so no runner is ever yielded twice.
+        already read, and that one is missed. A runner shifted forward onto a
+        later page by insertions is yielded once: the ids of the last 8 pages
+        are remembered (bounded memory), so a duplicate would take more than 8
+        pages of insertions between two page reads. An id repeated within a
+        page is yielded once. A page whose ``number`` is not the one asked for
+        (a proxy dropping the query) raises ``ResponseFormatError``.
 
         Args:
             page_size: Runners per request, 10..1000 (Soda's bounds).
             consistent: Read every page first, then re-read page 0 and yield
-                only if ``totalElements`` did not change and every runner was
-                seen; otherwise read again (3 tries). Costs one request more and
-                memory for the whole listing.
+                only if ``totalElements`` did not change, equals the runners
+                seen, and page 0 holds the same ids; otherwise read again (3
+                tries). Costs one request more and memory for the whole
+                listing; a creation and a deletion that cancel out beyond page 0
+                stay invisible to it.
 
         Raises:
             UsageError: for a page size out of bounds.
             InconsistentListingError: when ``consistent`` and the fleet kept changing.
         """
-        if page_size not in _PAGE_SIZES:
-            raise errors.UsageError(f"page_size must be within 10..1000, got {page_size!r}")
-        if not consistent:
-            async for runner in self._pages(page_size):
-                yield runner
-            return
+        # The generator is returned, not re-yielded: a hop less per runner. Each checks
+        # page_size when iteration starts, as an async generator method would.
+        if consistent:
+            return self._consistent(page_size)
+        return self._pages(page_size)
+
+    async def _consistent(self, page_size: int) -> AsyncIterator[Runner]:
+        _check_page_size(page_size)
         for _ in range(_CONSISTENT_TRIES):
-            totals: list[int] = []
-            runners = [runner async for runner in self._pages(page_size, totals)]
-            check = await self._page(0, 10)
-            if totals and totals[0] == check.totalElements == len(runners):
+            first: list[_Page] = []
+            runners = [runner async for runner in self._pages(page_size, first)]
+            check = await self._page(0, page_size)
+            if (
+                first
+                and first[0].totalElements == check.totalElements == len(runners)
+                and _ids(first[0]) == _ids(check)
+            ):
                 for runner in runners:
                     yield runner
                 return
@@ -297,30 +338,49 @@ class SodaProvider(ProviderBase):
         )
 
     async def _page(self, number: int, size: int) -> _Page:
-        data = await self._http.request_json(_LIST, query={"page": number, "size": size})
+        # request + decode rather than request_json: one coroutine less per page.
+        response = await self._http.request(_LIST, query={"page": number, "size": size})
+        data = self._http.decode(_LIST, response)
         try:
-            return structure(_wire, data, _Page, "runner page")
+            return structure(_wire(), data, _Page, "runner page")
         except errors.ResponseFormatError as exc:
             raise self._http.format_error(_LIST.operation, exc.message) from None
 
     async def _pages(
-        self, page_size: int, totals: list[int] | None = None
+        self, page_size: int, first: list[_Page] | None = None
     ) -> AsyncIterator[Runner]:
+        _check_page_size(page_size)
         account = self.account
-        previous: set[str] = set()
+        # id -> number of the last page it was on, for the last _REMEMBERED_PAGES pages.
+        remembered: dict[str, int] = {}
+        pages: collections.deque[list[str]] = collections.deque()
         number = 0
         while True:
             page = await self._page(number, page_size)
-            if totals is not None:
-                totals.append(page.totalElements)
+            if page.number != number:
+                message = f"asked for page {number}, got page {page.number}"
+                raise self._http.format_error(_LIST.operation, message)
+            if first is not None and number == 0:
+                first.append(page)
+            content = page.content
             try:
-                runners = [runner_from_wire(item, account) for item in page.content]
+                ids = [_runner_id(item) for item in content]
             except errors.ResponseFormatError as exc:
                 raise self._http.format_error(_LIST.operation, exc.message) from None
-            for runner in runners:
-                if runner.id not in previous:
-                    yield runner
-            previous = {runner.id for runner in runners}
+            # Every item now maps without error, so each Runner is built only as it is
+            # yielded: a page's worth of Runners never sits in memory at once.
+            for item, runner_id in zip(content, ids, strict=True):
+                if runner_id not in remembered:
+                    remembered[runner_id] = number
+                    yield _to_runner(item, account, runner_id)
+                else:
+                    remembered[runner_id] = number
+            pages.append(ids)
+            if len(pages) > _REMEMBERED_PAGES:
+                oldest = number - _REMEMBERED_PAGES
+                for runner_id in pages.popleft():
+                    if remembered.get(runner_id) == oldest:
+                        del remembered[runner_id]
             if page.last or not page.content or number + 1 >= page.totalPages:
                 return
             number += 1
@@ -331,7 +391,9 @@ class SodaProvider(ProviderBase):
         Raises:
             NotFoundError: when Soda knows no runner with this id.
         """
-        data = await self._http.request_json(_GET, {"runner_id": runner_id})
+        # request + decode rather than request_json: one coroutine less per call.
+        response = await self._http.request(_GET, {"runner_id": runner_id})
+        data = self._http.decode(_GET, response)
         if not isinstance(data, dict) or "runner" not in data:
             raise self._http.format_error(_GET.operation, "expected an object with 'runner'")
         try:
@@ -350,7 +412,7 @@ class SodaProvider(ProviderBase):
         """
         data = await self._http.request_json(_CREATE)
         try:
-            created = structure(_wire, data, _Created, "created runner")
+            created = structure(_wire(), data, _Created, "created runner")
         except errors.ResponseFormatError as exc:
             raise self._http.format_error(_CREATE.operation, exc.message) from None
         return CreatedRunner(
@@ -371,6 +433,15 @@ class SodaProvider(ProviderBase):
     async def runner_health(self, runner_id: str) -> RunnerHealth:
         """Health derived from ``isOnline`` and ``lastSeenTimestamp`` (one GET)."""
         return health_from_runner(await self.get_runner(runner_id))
+
+
+def _check_page_size(page_size: int) -> None:
+    if page_size not in _PAGE_SIZES:
+        raise errors.UsageError(f"page_size must be within 10..1000, got {page_size!r}")
+
+
+def _ids(page: _Page) -> list[Any]:
+    return [item.get("id") if isinstance(item, dict) else None for item in page.content]
 
 
 def _check_printable(name: str, value: str) -> None:
