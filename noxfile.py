@@ -33,7 +33,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """The benchmarks; writes benchmarks/RESULTS.md."""
-    session.install("-e", ".[dev,bench]")
+    session.install("-e", ".[dev]")
     session.run("python", "-m", "benchmarks", *session.posargs)
 
 
