@@ -140,9 +140,10 @@ def run(quick: bool = False) -> Section:
     details += (
         f"\n\nWhere runnerhub's time goes: the raw aiohttp + orjson client does the same HTTP "
         f"and parsing in {per_runner[fast]:.2f} µs/runner; the other {mapping:.2f} µs/runner "
-        "(median per-round difference) is mapping each DTO into a frozen `Runner` "
-        "(checking the id, the enum and status tables, parsing `lastSeenTimestamp`, copying "
-        "`versions`, filling ten slots) and yielding it. Filling the slots of a frozen attrs "
+        "(median per-round difference) is checking every id of a page before yielding any, "
+        "remembering ids across pages (no runner is yielded twice), and mapping each DTO "
+        "into a frozen `Runner` (enum and status tables, parsing `lastSeenTimestamp`, "
+        "copying `versions`, filling ten slots). Filling the slots of a frozen attrs "
         "instance is the largest single part (~1 µs: `build_runner` sets them through their "
         "descriptors, twice as fast as the generated `__init__`)."
     )
@@ -154,8 +155,9 @@ with the list limit removed, yielding frozen `Runner` objects (timestamps parsed
 enums mapped, versions copied). Raw: `aiohttp` + `json.loads`, dicts only. By hand:
 `httpx.AsyncClient` + pydantic v2 models of the DTO and page (`model_validate_json`).
 After one warm-up each, {repetitions} rounds of all clients back to back (order rotating);
-times are medians, ratios the median of per-round ratios (robust to other processes'
-load). The server busy-polls its socket, so the time measured is the client's own.
+times are each client's median, ratios the median of per-round ratios (robust to other
+processes' load, and so not always the ratio of the two medians). The server busy-polls
+its socket, so the time measured is the client's own.
 """
     return Section(
         name="bulk_listing",

@@ -178,9 +178,10 @@ bucket's), the retry wrapper, error mapping, orjson, the mapping into `Runner`. 
 `session.get` + `json.loads` into a dict. Two informational clients split runnerhub's cost:
 aiohttp + orjson + `runner_from_wire` (everything but runnerhub's HTTP core), and
 runnerhub with the limiter off. After a warm-up, 15 rounds of 800 (N = 1) or 2,000
-requests per client, all clients back to back in each round (order rotating). The req/s
-columns are medians; ratios are medians of per-round ratios, which cancels most of what
-other processes do to a single round. The server busy-polls its socket instead of
+requests per client, all clients back to back in each round (order rotating). Ratios are
+medians of per-round ratios, which cancels most of what other processes do to a single
+round; the req/s figures are each client's own median, taken from different rounds, so on
+a noisy machine they can disagree with the ratio. The server busy-polls its socket instead of
 sleeping, so a request never pays for waking it: the time measured is the client's own.
 """
     details = table(

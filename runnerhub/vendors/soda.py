@@ -373,8 +373,8 @@ class SodaProvider(ProviderBase):
                 if runner_id not in remembered:
                     remembered[runner_id] = number
                     yield _to_runner(item, account, runner_id)
-                else:
-                    remembered[runner_id] = number
+            # Every id of this page was last seen here (one C-level update, not one per item).
+            remembered.update(dict.fromkeys(ids, number))
             pages.append(ids)
             if len(pages) > _REMEMBERED_PAGES:
                 oldest = number - _REMEMBERED_PAGES
