@@ -9,26 +9,35 @@ Foreign exceptions (aiohttp, asyncio timeouts, JSON) become
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
-import ipaddress
 import json
 import logging
 import math
-import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Final, NoReturn, TypedDict
-from urllib.parse import quote, urlsplit
 
 import aiohttp
 import attrs
 import backoff
-from multidict import CIMultiDictProxy
 from yarl import URL
 
 from . import errors
+from ._sansio import (
+    ErrorInfo,
+    ErrorParser,
+    Redactor,
+    Response,
+    Route,
+    check_base_url,
+    check_header_value,
+    decode_json,
+    encode_segment,
+    error_from_response,
+    no_error_info,
+)
+from ._sansio import json_loads as _json_loads
 from .limits import (
     Bucket,
     Limiter,
@@ -38,15 +47,20 @@ from .limits import (
 )
 from .retry import RetryPolicy, parse_rate_limit_reset, parse_retry_after
 
-_json_loads: Callable[[bytes], Any]
-try:  # orjson is an optional speed-up; the stdlib parser gives the same values.
-    import orjson
-
-    _json_loads = orjson.loads
-except ImportError:  # pragma: no cover - exercised when orjson is absent
-    _json_loads = json.loads
-
-__all__ = ["ClientOptions", "ClientStats", "HTTPCore", "Response", "Route", "VendorSpec"]
+__all__ = [
+    "ClientOptions",
+    "ClientStats",
+    "ErrorInfo",
+    "HTTPCore",
+    "Response",
+    "Route",
+    "VendorSpec",
+    "check_base_url",
+    "check_header_value",
+    "decode_json",
+    "encode_segment",
+    "error_from_response",
+]
 
 logger: Final = logging.getLogger("runnerhub")
 
@@ -54,9 +68,6 @@ DEFAULT_TIMEOUT: Final = 30.0
 DEFAULT_MAX_RESPONSE_BYTES: Final = 16 * 1024 * 1024
 DEFAULT_CONNECTOR_LIMIT: Final = 64
 _USER_AGENT: Final = "runnerhub/0.1"
-
-# Characters that would let a credential break out of its header line.
-_HEADER_BREAKERS: Final = frozenset("\r\n\0")
 
 RateLimitsOption = Mapping[str, RateLimit | Sequence[RateLimit] | None]
 
@@ -88,231 +99,20 @@ class VendorSpec:
             after its operation if there is one, else the ``"*"`` bucket, else
             none.
         trace_headers: Response headers that carry the vendor's trace id.
+        parse_error: Reads the vendor's error bodies
+            (``(status, headers, body) -> ErrorInfo``); the core parses none.
     """
 
     name: str
     limits: Mapping[str, tuple[RateLimit, ...]]
     trace_headers: tuple[str, ...] = ()
-
-
-@attrs.frozen
-class Route:
-    """One endpoint: operation name (for limits and errors), method, path template.
-
-    ``retry_server_errors=False`` keeps 5xx answers from being retried where a
-    vendor uses them as a normal answer (a health probe of a silent runner).
-    ``log_params=False`` logs the path template instead of the rendered path,
-    for parameters that are themselves credentials (a capability URL's key).
-    """
-
-    operation: str
-    method: str
-    path: str
-    retry_server_errors: bool = True
-    log_params: bool = True
-
-    @property
-    def idempotent(self) -> bool:
-        """GET, PUT and DELETE may be repeated; POST may not."""
-        return self.method != "POST"
-
-    def render(self, params: Mapping[str, str]) -> str:
-        """The path with each parameter percent-encoded as exactly one segment."""
-        one = _one_field(self.path)
-        if one is not None and len(params) == 1 and one[1] in params:
-            # The usual route, "/runners/{id}": what format_map gives, by concatenation.
-            prefix, name, suffix = one
-            return prefix + encode_segment(params[name]) + suffix
-        return self.path.format_map({key: encode_segment(value) for key, value in params.items()})
-
-
-@functools.cache
-def _one_field(template: str) -> tuple[str, str, str] | None:
-    """``(prefix, name, suffix)`` of a template "prefix{name}suffix" with no other braces."""
-    start = template.find("{")
-    end = template.find("}", start + 1)
-    if start < 0 or end < 0:
-        return None
-    prefix, name, suffix = template[:start], template[start + 1 : end], template[end + 1 :]
-    if not name.isidentifier() or "}" in prefix or "{" in suffix or "}" in suffix:
-        return None  # a format spec, an escaped brace, or more fields: format_map's job
-    return prefix, name, suffix
-
-
-def encode_segment(value: str) -> str:
-    """Percent-encode ``value`` so that it stays one path segment.
-
-    ``/``, ``?``, ``#`` and ``%`` are encoded, and a segment of dots is
-    encoded too so that no URL normalisation can turn it into a parent
-    reference.
-
-    Raises:
-        UsageError: for an empty value or one that is not valid Unicode.
-    """
-    if not isinstance(value, str) or not value:
-        raise errors.UsageError(f"a runner id must be a non-empty string, got {value!r}")
-    # Ids are usually unreserved characters only, which quote() leaves as they are.
-    try:
-        encoded = value if _all_unreserved(value) else quote(value, safe="")
-    except UnicodeEncodeError:  # lone surrogates, as json.loads makes from "\ud800"
-        raise errors.UsageError("a runner id must be valid Unicode text") from None
-    if not encoded.strip("."):
-        encoded = encoded.replace(".", "%2E")
-    return encoded
-
-
-# RFC 3986 unreserved characters: exactly what quote(..., safe="") never encodes.
-_all_unreserved: Final = re.compile(r"[A-Za-z0-9._~-]+").fullmatch
-
-
-@attrs.frozen
-class Response:
-    """A complete response: status, headers and the whole body."""
-
-    status: int
-    headers: CIMultiDictProxy[str]
-    body: bytes
-
-    @property
-    def content_type(self) -> str:
-        """The media type without parameters, lower-case."""
-        return self.headers.get("Content-Type", "").partition(";")[0].strip().lower()
-
-
-def decode_json(body: bytes) -> Any:
-    """Parse a JSON body; raise ``ValueError`` when it is not JSON."""
-    try:
-        return _json_loads(body)
-    except ValueError as exc:  # orjson's and json's decode errors are ValueErrors
-        raise ValueError(str(exc)) from None
-
-
-def parse_error_body(body: bytes, content_type: str) -> tuple[str | None, str | None]:
-    """Read ``(code, message)`` from any of the error shapes vendors send.
-
-    Shapes: ``{code, message}`` (Soda), ``{code: int, error: str}``,
-    ``{error: {code, message}}``, ``{message}``, ``{detail}`` (Kubiya and
-    proxies). Non-JSON bodies (an HTML proxy page) give ``(None, None)``; the
-    caller then describes the status. The body text itself is never copied.
-    """
-    if not body or "html" in content_type:
-        return None, None
-    try:
-        data = decode_json(body)
-    except ValueError:
-        return None, None
-    if not isinstance(data, dict):
-        return None, None
-    code = data.get("code")
-    message: Any = data.get("message")
-    error = data.get("error")
-    if isinstance(error, dict):
-        code = error.get("code", code)
-        message = error.get("message", message)
-    elif isinstance(error, str) and message is None:
-        message = error
-    if message is None:
-        message = data.get("detail")
-    if message is not None and not isinstance(message, str):
-        message = json.dumps(message, default=str)[:500]
-    if isinstance(code, bool) or not isinstance(code, (str, int, type(None))):
-        code = None
-    return (str(code) if code is not None else None), message
-
-
-_STATUS_ERRORS: Final[Mapping[int, type[errors.APIError]]] = {
-    400: errors.BadRequestError,
-    401: errors.AuthenticationError,
-    403: errors.PermissionDeniedError,
-    404: errors.NotFoundError,
-    429: errors.RateLimitError,
-}
-
-
-def error_from_response(
-    response: Response,
-    *,
-    trace_headers: Sequence[str],
-    provider: str,
-    account: str,
-    operation: str,
-) -> errors.APIError:
-    """The typed error for a non-2xx response (a pure function of status, headers, body)."""
-    code, message = parse_error_body(response.body, response.content_type)
-    status = response.status
-    cls = _STATUS_ERRORS.get(status) or (errors.ServerError if status >= 500 else errors.APIError)
-    if not message:
-        reason = "non-JSON error body" if response.body else "empty error body"
-        message = f"{_status_phrase(status)} ({reason})"
-    trace_id = next((response.headers[h] for h in trace_headers if h in response.headers), None)
-    error = cls(
-        message[:1000],
-        status=status,
-        code=code,
-        trace_id=trace_id,
-        provider=provider,
-        account=account,
-        operation=operation,
-    )
-    if isinstance(error, errors.RateLimitError):
-        error.retry_after = parse_retry_after(response.headers.get("Retry-After"))
-    return error
-
-
-def _status_phrase(status: int) -> str:
-    try:
-        from http import HTTPStatus  # noqa: PLC0415 - error path only
-
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return f"HTTP {status}"
+    parse_error: ErrorParser = no_error_info
 
 
 def _credential_fingerprint(*parts: str) -> str:
     # Identifies the credential in bucket keys and logs without revealing it.
     digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()
     return digest[:16]
-
-
-def check_header_value(name: str, value: str) -> str:
-    """Refuse a credential that could break its header line (CR, LF, NUL)."""
-    if not isinstance(value, str) or not value:
-        raise errors.UsageError(f"{name} must be a non-empty string")
-    if _HEADER_BREAKERS.intersection(value) or not value.isprintable():
-        raise errors.UsageError(f"{name} contains a control character")
-    return value
-
-
-def check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:
-    """Normalise ``base_url``; refuse plain http to a non-loopback host unless allowed."""
-    if not isinstance(base_url, str) or not base_url.isprintable() or any(
-        c.isspace() for c in base_url
-    ):
-        raise errors.UsageError("base_url must be a URL without spaces or control characters")
-    try:
-        parts = urlsplit(base_url)
-        parts.port  # noqa: B018 - reading it validates the port (range, digits)
-    except ValueError as exc:
-        raise errors.UsageError(f"base_url is not a valid URL: {exc}") from None
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise errors.UsageError(f"base_url must be an http(s) URL, got {base_url!r}")
-    if parts.username or parts.password or parts.query or parts.fragment:
-        raise errors.UsageError("base_url must not carry credentials, a query or a fragment")
-    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
-        raise errors.UsageError(
-            f"refusing plain http to {parts.hostname}: credentials would travel unencrypted; "
-            "use https or pass allow_insecure_http=True"
-        )
-    return base_url.rstrip("/")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class _Retry(Exception):
@@ -373,6 +173,8 @@ class HTTPCore:
         self.account = options.get("account") or default_account
         for name, value in auth_headers.items():
             check_header_value(name, value)
+        # Every form of the credentials, removed from any vendor text an error carries.
+        self.redact = Redactor.for_headers(auth_headers)
         self._headers = {"Accept": "application/json", "User-Agent": _USER_AGENT, **auth_headers}
         self._session: aiohttp.ClientSession | None = options.get("session")
         self._owns_session = self._session is None
@@ -520,7 +322,10 @@ class HTTPCore:
     def format_error(self, operation: str, message: str) -> errors.ResponseFormatError:
         """A ``ResponseFormatError`` carrying this provider's context."""
         return errors.ResponseFormatError(
-            message, provider=self.vendor.name, account=self.account, operation=operation
+            self.redact(message),
+            provider=self.vendor.name,
+            account=self.account,
+            operation=operation,
         )
 
     def _transport(self, route: Route, message: str) -> errors.TransportError:
@@ -646,10 +451,15 @@ class HTTPCore:
             error = self._transport(route, f"cannot connect: {_describe(exc)}")
             raise _Retry(error, None) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
-            error = self._transport(route, _describe(exc))
             if route.idempotent:
-                raise _Retry(error, None) from None
-            raise error from None
+                raise _Retry(self._transport(route, _describe(exc)), None) from None
+            # Sent, perhaps acted upon, and never repeated: say that the outcome is unknown.
+            raise errors.OutcomeUnknownTransportError(
+                f"{_describe(exc)}; the request was sent and may have taken effect",
+                provider=self.vendor.name,
+                account=self.account,
+                operation=route.operation,
+            ) from None
         if logger.isEnabledFor(logging.DEBUG):
             self._log_response(route, url, response, started)
         if response.status < 300:
@@ -683,6 +493,9 @@ class HTTPCore:
             provider=self.vendor.name,
             account=self.account,
             operation=route.operation,
+            parse_error=self.vendor.parse_error,
+            redact=self.redact,
+            idempotent=route.idempotent,
         )
         status = response.status
         if isinstance(error, errors.RateLimitError):

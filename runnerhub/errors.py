@@ -8,20 +8,38 @@ mappers)::
     ├── UsageError                 bad arguments or configuration (also a ValueError)
     ├── UnsupportedOperation       the vendor has no such operation; raised before any I/O
     ├── TransportError             connection refused or reset, timeout, TLS failure
+    │   └── OutcomeUnknownTransportError *  sent, then reset or timed out
     ├── InconsistentListingError   a consistent listing kept changing while it was read
     ├── ResponseFormatError        a body that is not JSON or not the documented shape
     │   └── ResponseTooLargeError  a body over the configured size bound, not read
+    ├── OutcomeUnknownError        a create or other change may or may not have happened
     └── APIError                   the vendor answered with an error status
         ├── BadRequestError        400
         ├── AuthenticationError    401
         ├── PermissionDeniedError  403
         ├── NotFoundError          404
-        ├── RateLimitError         429, once retries are exhausted
+        ├── RateLimitError         429 (or a vendor's rate-limit 403), once retries are exhausted
         └── ServerError            5xx
+            └── OutcomeUnknownServerError *  5xx to a request that may have taken effect
+
+    * also an OutcomeUnknownError
+
+A request that is not idempotent (a POST: create, run an operation) is never
+retried once it may have reached the vendor. When it then fails in a way that
+does not say whether the vendor acted (a 5xx answer, a connection reset or a
+timeout after the request was sent), the error is an ``OutcomeUnknownError``
+as well as the ``ServerError`` or ``TransportError`` it was before, so
+existing ``except`` clauses still catch it. Check before repeating the call
+(for Kubiya: ``KubiyaProvider.create_runner(name, verify_on_unknown=True)``).
+A refusal before the vendor could act (connection refused, 4xx, 429) is
+never an ``OutcomeUnknownError``.
 
 Messages never contain credentials, request headers or response bodies that
 could echo them; they carry the provider, account, operation, status, the
-vendor's error code and message, and its trace id when one was sent.
+vendor's error code and message, and its trace id when one was sent. Vendor
+text (message, code, trace id) has every form of the library's own
+credentials removed before it is stored, so ``str``, ``repr``, logs and
+pickles cannot carry an echoed credential.
 """
 
 from __future__ import annotations
@@ -34,6 +52,9 @@ __all__ = [
     "BadRequestError",
     "InconsistentListingError",
     "NotFoundError",
+    "OutcomeUnknownError",
+    "OutcomeUnknownServerError",
+    "OutcomeUnknownTransportError",
     "PermissionDeniedError",
     "RateLimitError",
     "ResponseFormatError",
@@ -109,6 +130,18 @@ class TransportError(RunnerHubError):
     """The request did not complete: connection failure, reset or timeout."""
 
 
+class OutcomeUnknownError(RunnerHubError):
+    """A request that changes state may or may not have taken effect.
+
+    Raised only as :class:`OutcomeUnknownServerError` or
+    :class:`OutcomeUnknownTransportError`; catch this class to handle both.
+    """
+
+
+class OutcomeUnknownTransportError(TransportError, OutcomeUnknownError):
+    """The connection failed after a non-idempotent request was sent (reset, timeout)."""
+
+
 class InconsistentListingError(RunnerHubError):
     """``list_runners(consistent=True)`` saw the fleet change on every try."""
 
@@ -181,3 +214,7 @@ class RateLimitError(APIError):
 
 class ServerError(APIError):
     """5xx after every retry the operation allows."""
+
+
+class OutcomeUnknownServerError(ServerError, OutcomeUnknownError):
+    """5xx to a non-idempotent request: the vendor may have acted before failing."""

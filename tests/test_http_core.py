@@ -18,9 +18,9 @@ from runnerhub._http import (
     check_header_value,
     encode_segment,
     error_from_response,
-    parse_error_body,
 )
 from runnerhub.sandbox import Fault, FaultKind, Sandbox
+from runnerhub.vendors import kubiya, soda
 
 from .conftest import VendorCase
 
@@ -44,7 +44,14 @@ def _error(response: Response) -> errors.APIError:
         provider="soda",
         account="acme-eu",
         operation="get_runner",
+        parse_error=soda.parse_error,
     )
+
+
+def parse_error_body(body: bytes, content_type: str) -> tuple[str | None, str | None]:
+    """Kubiya's parser (the one that reads every shape), as ``(code, message)``."""
+    info = kubiya.parse_error(400, {"Content-Type": content_type}, body)
+    return info.code, info.message
 
 
 # -- encode_segment and Route ------------------------------------------------
@@ -121,8 +128,6 @@ def test_response_content_type() -> None:
 @pytest.mark.parametrize(
     ("sample", "expected"),
     [
-        ("soda_error_not_found.json", ("not_found", "Runner not found")),
-        ("soda_error_in_use.json", ("bad_request", "runner is still in use")),
         ("kubiya_error_code_error.json", ("404", "runner not found")),
         ("kubiya_error_nested.json", ("not_found", "runner not found")),
         ("kubiya_error_message.json", (None, "runner not found")),
@@ -130,8 +135,30 @@ def test_response_content_type() -> None:
     ],
 )
 def test_parse_error_body_shapes(sample: str, expected: tuple[str | None, str | None]) -> None:
-    """Every documented error shape yields its (code, message)."""
+    """Every Kubiya error shape yields its (code, message)."""
     assert parse_error_body(_sample(sample), JSON) == expected
+
+
+@pytest.mark.parametrize(
+    ("sample", "expected"),
+    [
+        ("soda_error_not_found.json", ("not_found", "Runner not found")),
+        ("soda_error_in_use.json", ("bad_request", "runner is still in use")),
+    ],
+)
+def test_soda_parse_error_shape(sample: str, expected: tuple[str | None, str | None]) -> None:
+    """Soda's ErrorResponse yields its (code, message); the core parses no body itself."""
+    info = soda.parse_error(400, {"Content-Type": JSON}, _sample(sample))
+    assert (info.code, info.message) == expected
+    bare = error_from_response(
+        _response(400, _sample(sample), Content_Type=JSON),
+        trace_headers=(),
+        provider="soda",
+        account="a",
+        operation="get_runner",
+    )
+    assert bare.code is None
+    assert bare.message == "Bad Request (no message in the error body)"
 
 
 @pytest.mark.parametrize(

@@ -43,7 +43,6 @@ from runnerhub._http import (
     Route,
     encode_segment,
     error_from_response,
-    parse_error_body,
 )
 from runnerhub.models import HealthCheck as RunnerCheck
 from runnerhub.retry import parse_rate_limit_reset, parse_retry_after
@@ -248,10 +247,11 @@ CONTENT_TYPES = st.sampled_from(
 @PURE
 @given(BODIES, CONTENT_TYPES)
 def test_parse_error_body_is_total(body: bytes, content_type: str) -> None:
-    """parse_error_body reads (code, message) as strings or None from any bytes."""
-    code, message = parse_error_body(body, content_type)
-    assert code is None or isinstance(code, str)
-    assert message is None or isinstance(message, str)
+    """Each vendor's parse_error reads (code, message) as strings or None from any bytes."""
+    for parse in (soda.parse_error, kubiya.parse_error):
+        info = parse(400, {"Content-Type": content_type}, body)
+        assert info.code is None or isinstance(info.code, str)
+        assert info.message is None or isinstance(info.message, str)
 
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

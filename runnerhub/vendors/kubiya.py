@@ -25,20 +25,54 @@ import attrs
 from .. import errors
 from .._convert import as_str, make_wire_converter, parse_timestamp, structure
 from .._http import ClientOptions, HTTPCore, Response, Route, VendorSpec, decode_json
+from .._sansio import ErrorInfo, error_code, error_text, json_object
 from ..limits import RateLimit
 from ..models import CreatedRunner, HealthCheck, Runner, RunnerHealth, RunnerKind, RunnerStatus
 from ..provider import Capability
 from ._base import ProviderBase
 
-__all__ = ["DEFAULT_BASE_URL", "KubiyaProvider", "health_from_wire", "runner_from_wire"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "KubiyaProvider",
+    "health_from_wire",
+    "parse_error",
+    "runner_from_wire",
+]
 
 DEFAULT_BASE_URL: Final = "https://api.kubiya.ai"
+
+
+def parse_error(status: int, headers: Mapping[str, str], body: bytes) -> ErrorInfo:
+    """Kubiya's error bodies, in the shapes its services and gateway send.
+
+    ``{"code": int, "error": str}``, ``{"error": {"code", "message"}}``,
+    ``{"message": str}`` and FastAPI's ``{"detail": ...}`` (a structured detail
+    becomes bounded JSON text). ``error.code`` wins over a top-level ``code``,
+    and ``message`` over a string ``error``. Anything else gives an empty
+    :class:`ErrorInfo`, and the core describes the status instead.
+    """
+    data = json_object(headers, body)
+    if data is None:
+        return ErrorInfo()
+    code = data.get("code")
+    message: Any = data.get("message")
+    error = data.get("error")
+    if isinstance(error, dict):
+        code = error.get("code", code)
+        message = error.get("message", message)
+    elif isinstance(error, str) and message is None:
+        message = error
+    if message is None:
+        message = data.get("detail")
+    return ErrorInfo(code=error_code(code), message=error_text(message))
+
 
 KUBIYA: Final = VendorSpec(
     name="kubiya",
     # One budget per key for every route ("*"): 100/min with a burst of 20 per 10 s.
     limits={"*": (RateLimit(100, 60), RateLimit(20, 10))},
     trace_headers=("X-Request-Id", "X-Trace-Id"),
+    parse_error=parse_error,
 )
 
 _LIST: Final = Route("list_runners", "GET", "/api/v3/runners")

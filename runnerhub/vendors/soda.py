@@ -21,6 +21,7 @@ import cattrs
 from .. import errors
 from .._convert import as_str, make_wire_converter, parse_timestamp, structure
 from .._http import ClientOptions, HTTPCore, Route, VendorSpec
+from .._sansio import ErrorInfo, error_code, error_text, json_object
 from ..limits import RateLimit
 from ..models import (
     CreatedRunner,
@@ -35,12 +36,25 @@ from ..models import (
 from ..provider import Capability
 from ._base import ProviderBase
 
-__all__ = ["REGIONS", "SodaProvider", "health_from_runner", "runner_from_wire"]
+__all__ = ["REGIONS", "SodaProvider", "health_from_runner", "parse_error", "runner_from_wire"]
 
 REGIONS: Final[Mapping[str, str]] = {
     "eu": "https://cloud.soda.io",
     "us": "https://cloud.us.soda.io",
 }
+
+
+def parse_error(status: int, headers: Mapping[str, str], body: bytes) -> ErrorInfo:
+    """Soda's ``ErrorResponse`` body, ``{"code": str, "message": str}`` (OpenAPI).
+
+    Anything else (a gateway's HTML page, an empty body) gives an empty
+    :class:`ErrorInfo`, and the core describes the status instead.
+    """
+    data = json_object(headers, body)
+    if data is None:
+        return ErrorInfo()
+    return ErrorInfo(code=error_code(data.get("code")), message=error_text(data.get("message")))
+
 
 # Documented per operation as "N requests/60 seconds"; test-login as 10/10 s.
 SODA: Final = VendorSpec(
@@ -53,6 +67,7 @@ SODA: Final = VendorSpec(
         "verify": (RateLimit(10, 10),),
     },
     trace_headers=("X-Soda-Trace-Id",),
+    parse_error=parse_error,
 )
 
 _LIST: Final = Route("list_runners", "GET", "/api/v1/runners")
