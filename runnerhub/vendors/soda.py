@@ -91,6 +91,10 @@ _PAGE_SIZES: Final = range(10, 1001)
 _CONSISTENT_TRIES: Final = 3
 # Pages whose ids a listing remembers to yield each runner once (memory stays bounded).
 _REMEMBERED_PAGES: Final = 8
+# A listing reads at most _GROWTH times the pages page 0 announces (plus 2), and never
+# more than _MAX_RUNNERS runners' worth: a vendor that keeps raising its totals ends.
+_GROWTH: Final = 2
+_MAX_RUNNERS: Final = 10_000_000
 
 
 @functools.cache
@@ -312,18 +316,29 @@ class SodaProvider(ProviderBase):
         page is yielded once. A page whose ``number`` is not the one asked for
         (a proxy dropping the query) raises ``ResponseFormatError``.
 
+        A listing always ends. Besides ``last``, ``totalPages`` and an empty
+        page, it stops at a page that brings no runner not already listed, or
+        when it reaches the pages ``totalElements`` allows: cleanly when the
+        runners listed reach ``totalElements``, else with
+        ``ResponseFormatError``. It also raises after reading twice the pages
+        page 0 announced plus 2 (a vendor that keeps raising its totals), and
+        never reads more than 10,000,000 runners' worth of pages.
+
         Args:
             page_size: Runners per request, 10..1000 (Soda's bounds).
             consistent: Read every page first, then re-read page 0 and yield
                 only if ``totalElements`` did not change, equals the runners
                 seen, and page 0 holds the same ids; otherwise read again (3
                 tries). Costs one request more and memory for the whole
-                listing; a creation and a deletion that cancel out beyond page 0
-                stay invisible to it.
+                listing (bounded by the page cap above); every id is
+                remembered, so each runner is yielded at most once. A creation
+                and a deletion that cancel out beyond page 0 stay invisible to it.
 
         Raises:
             UsageError: for a page size out of bounds.
             InconsistentListingError: when ``consistent`` and the fleet kept changing.
+            ResponseFormatError: for a page of the wrong shape or number, or a
+                listing that would not end (see above).
         """
         # The generator is returned, not re-yielded: a hop less per runner. Each checks
         # page_size when iteration starts, as an async generator method would.
@@ -364,19 +379,25 @@ class SodaProvider(ProviderBase):
     async def _pages(
         self, page_size: int, first: list[_Page] | None = None
     ) -> AsyncIterator[Runner]:
+        # With ``first`` (a consistent listing, which holds every runner anyway) every id
+        # is remembered; otherwise those of the last _REMEMBERED_PAGES pages.
         _check_page_size(page_size)
         account = self.account
-        # id -> number of the last page it was on, for the last _REMEMBERED_PAGES pages.
+        # id -> number of the last page it was on.
         remembered: dict[str, int] = {}
         pages: collections.deque[list[str]] = collections.deque()
         number = 0
+        listed = 0
+        cap = _MAX_RUNNERS // page_size  # until page 0 announces its total
         while True:
             page = await self._page(number, page_size)
             if page.number != number:
                 message = f"asked for page {number}, got page {page.number}"
                 raise self._http.format_error(_LIST.operation, message)
-            if first is not None and number == 0:
-                first.append(page)
+            if number == 0:
+                if first is not None:
+                    first.append(page)
+                cap = min(cap, _GROWTH * _page_count(page.totalElements, page_size) + 2)
             content = page.content
             try:
                 ids = [_runner_id(item) for item in content]
@@ -384,21 +405,41 @@ class SodaProvider(ProviderBase):
                 raise self._http.format_error(_LIST.operation, exc.message) from None
             # Every item now maps without error, so each Runner is built only as it is
             # yielded: a page's worth of Runners never sits in memory at once.
+            before = listed
             for item, runner_id in zip(content, ids, strict=True):
                 if runner_id not in remembered:
                     remembered[runner_id] = number
+                    listed += 1
                     yield _to_runner(item, account, runner_id)
             # Every id of this page was last seen here (one C-level update, not one per item).
             remembered.update(dict.fromkeys(ids, number))
-            pages.append(ids)
-            if len(pages) > _REMEMBERED_PAGES:
-                oldest = number - _REMEMBERED_PAGES
-                for runner_id in pages.popleft():
-                    if remembered.get(runner_id) == oldest:
-                        del remembered[runner_id]
-            if page.last or not page.content or number + 1 >= page.totalPages:
+            if first is None:
+                pages.append(ids)
+                if len(pages) > _REMEMBERED_PAGES:
+                    oldest = number - _REMEMBERED_PAGES
+                    for runner_id in pages.popleft():
+                        if remembered.get(runner_id) == oldest:
+                            del remembered[runner_id]
+            if page.last or not content or number + 1 >= page.totalPages:
                 return
+            # Termination: each further page must bring a new runner and stay within
+            # what totalElements allows, and the listing within _GROWTH times page 0's.
+            complete = listed >= page.totalElements
+            allowed = _page_count(page.totalElements, page_size)
+            if listed == before or number + 1 >= allowed:
+                if complete:
+                    return  # the vendor's own count says every runner was listed
+                message = (
+                    f"page {number} brought no runner not already listed"
+                    if listed == before
+                    else f"page {number + 1} is past the {allowed} pages that "
+                    f"totalElements={page.totalElements} allows"
+                )
+                raise self._http.format_error(_LIST.operation, message)
             number += 1
+            if number >= cap:
+                message = f"the listing reached its cap of {cap} pages without an end"
+                raise self._http.format_error(_LIST.operation, message)
 
     async def get_runner(self, runner_id: str) -> Runner:
         """Return one runner.
@@ -453,6 +494,11 @@ class SodaProvider(ProviderBase):
 def _check_page_size(page_size: int) -> None:
     if page_size not in _PAGE_SIZES:
         raise errors.UsageError(f"page_size must be within 10..1000, got {page_size!r}")
+
+
+def _page_count(total: int, page_size: int) -> int:
+    """Pages that ``total`` runners fill at ``page_size`` a page (at least 1)."""
+    return max(1, -(-max(total, 0) // page_size))
 
 
 def _ids(page: _Page) -> list[Any]:
