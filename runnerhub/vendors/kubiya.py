@@ -234,6 +234,21 @@ def health_from_wire(data: Any) -> RunnerHealth:
     )
 
 
+def _not_created(unknown: errors.OutcomeUnknownError, name: str) -> errors.RunnerHubError:
+    """The plain error of a create that a describe proved did not happen."""
+    message = f"{unknown.message}; runner {name!r} does not exist afterwards: not created"
+    context: dict[str, Any] = {
+        "provider": unknown.provider,
+        "account": unknown.account,
+        "operation": unknown.operation,
+    }
+    if isinstance(unknown, errors.APIError):
+        return errors.ServerError(
+            message, status=unknown.status, code=unknown.code, trace_id=unknown.trace_id, **context
+        )
+    return errors.TransportError(message, **context)
+
+
 def _passthrough(response: Response) -> Any:
     # Bodies Kubiya documents only loosely: JSON when it is JSON, else text, None if empty.
     if not response.body.strip():
@@ -340,24 +355,61 @@ class KubiyaProvider(ProviderBase):
         except errors.ResponseFormatError as exc:
             raise self._format(_HEALTH, exc) from None
 
-    async def create_runner(self, name: str | None = None) -> CreatedRunner:
+    async def create_runner(
+        self, name: str | None = None, *, verify_on_unknown: bool = False
+    ) -> CreatedRunner:
         """Create a runner named ``name``; the result carries its manifest URL.
 
         The manifest URL works without authentication (it is a capability URL):
         treat it as a secret. Never retried once the request may have reached
         Kubiya.
 
+        Args:
+            name: The runner's name (Kubiya's id for it).
+            verify_on_unknown: When the create's outcome is unknown (a 5xx, or
+                the connection reset or timed out after sending), describe the
+                runner by name (one GET) instead of raising at once. If it
+                exists, return a ``CreatedRunner`` without a manifest URL (get
+                the manifest with :meth:`deployment_manifest`); Kubiya answers a
+                create of an existing name with the same runner, so a runner
+                that existed before the call counts as created too. If the
+                describe says 404, raise the plain ``ServerError`` or
+                ``TransportError``: the runner was not created (this assumes
+                Kubiya creates synchronously; see docs/vendors.md). If the
+                describe fails too, the original error is raised.
+
         Raises:
             UsageError: when no name is given.
+            OutcomeUnknownError: (as ``OutcomeUnknownServerError`` or
+                ``OutcomeUnknownTransportError``) when the runner may or may not
+                have been created and ``verify_on_unknown`` is false or could
+                not settle it.
         """
         if not name:
             raise errors.UsageError("Kubiya runners are created by name: create_runner(name)")
-        response = await self._http.request(_CREATE, {"runner": name}, json_body={})
+        try:
+            response = await self._http.request(_CREATE, {"runner": name}, json_body={})
+        except errors.OutcomeUnknownError as unknown:
+            if not verify_on_unknown:
+                raise
+            return await self._settle_create(name, unknown)
         data = self._http.decode(_CREATE, response)
         url = data.get("url") if isinstance(data, dict) else None
         return CreatedRunner(
             runner_id=name, name=name, manifest_url=url if isinstance(url, str) else None, raw=data
         )
+
+    async def _settle_create(
+        self, name: str, unknown: errors.OutcomeUnknownError
+    ) -> CreatedRunner:
+        # One describe decides a create whose outcome was unknown (see create_runner).
+        try:
+            runner = await self.get_runner(name)
+        except errors.NotFoundError:
+            raise _not_created(unknown, name) from None
+        except errors.RunnerHubError:
+            raise unknown from None
+        return CreatedRunner(runner_id=name, name=name, raw=runner.raw)
 
     async def delete_runner(self, runner_id: str) -> None:
         """Delete a runner (Kubiya answers 200 with no body)."""
