@@ -2,28 +2,57 @@
 
 Vendor payloads (``raw``) are left out: they may carry secrets such as a
 Kubiya ``gateway_password``. Errors serialise as type, message and status.
+
+This module depends on the model and the error tree only: an inventory is
+read through the shape it has (:class:`_InventoryLike`), so the inventory can
+use this module without either importing the other.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
-from cattrs.gen import make_dict_unstructure_fn, override
-from cattrs.preconf.json import make_converter
+import cattrs
 
 from .errors import APIError, RunnerHubError
-from .fleet import HealthFailure, Inventory
 from .models import Runner, RunnerHealth
 
 __all__ = ["error_to_json", "health_to_json", "inventory_to_json", "runner_to_json"]
 
-_converter = make_converter()
-_converter.register_unstructure_hook(
-    Runner, make_dict_unstructure_fn(Runner, _converter, raw=override(omit=True))
-)
-_converter.register_unstructure_hook(
-    RunnerHealth, make_dict_unstructure_fn(RunnerHealth, _converter, raw=override(omit=True))
-)
+
+class _FailureLike(Protocol):
+    @property
+    def account(self) -> str: ...
+    @property
+    def runner_id(self) -> str: ...
+    @property
+    def error(self) -> RunnerHubError: ...
+
+
+class _InventoryLike(Protocol):
+    @property
+    def runners(self) -> Sequence[Runner]: ...
+    @property
+    def errors(self) -> Mapping[str, RunnerHubError]: ...
+    @property
+    def health_failures(self) -> Sequence[_FailureLike]: ...
+    def summary(self) -> dict[str, Any]: ...
+
+
+@functools.cache
+def _converter() -> cattrs.Converter:
+    # Built on first use: serialising is rare, and import runnerhub stays light.
+    from cattrs.gen import make_dict_unstructure_fn, override  # noqa: PLC0415 - see above
+    from cattrs.preconf.json import make_converter  # noqa: PLC0415 - see above
+
+    converter = make_converter()
+    for cls in (Runner, RunnerHealth):
+        converter.register_unstructure_hook(
+            cls, make_dict_unstructure_fn(cls, converter, raw=override(omit=True))
+        )
+    return converter
 
 
 def error_to_json(error: RunnerHubError) -> dict[str, Any]:
@@ -36,17 +65,17 @@ def error_to_json(error: RunnerHubError) -> dict[str, Any]:
 
 def runner_to_json(runner: Runner) -> dict[str, Any]:
     """A runner as plain JSON data, without its vendor payload."""
-    result: dict[str, Any] = _converter.unstructure(runner, Runner)
+    result: dict[str, Any] = _converter().unstructure(runner, Runner)
     return result
 
 
 def health_to_json(health: RunnerHealth) -> dict[str, Any]:
     """A health report as plain JSON data, without its vendor payload."""
-    result: dict[str, Any] = _converter.unstructure(health, RunnerHealth)
+    result: dict[str, Any] = _converter().unstructure(health, RunnerHealth)
     return result
 
 
-def _failure(failure: HealthFailure) -> dict[str, Any]:
+def _failure(failure: _FailureLike) -> dict[str, Any]:
     return {
         "account": failure.account,
         "runner_id": failure.runner_id,
@@ -54,7 +83,7 @@ def _failure(failure: HealthFailure) -> dict[str, Any]:
     }
 
 
-def inventory_to_json(inventory: Inventory) -> dict[str, Any]:
+def inventory_to_json(inventory: _InventoryLike) -> dict[str, Any]:
     """A whole inventory: summary, runners, failed accounts and failed health calls."""
     return {
         "summary": inventory.summary(),
@@ -62,5 +91,3 @@ def inventory_to_json(inventory: Inventory) -> dict[str, Any]:
         "errors": {label: error_to_json(e) for label, e in inventory.errors.items()},
         "health_failures": [_failure(f) for f in inventory.health_failures],
     }
-
-

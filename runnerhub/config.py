@@ -38,12 +38,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from . import errors
-from .fleet import RunnerHub
 from .limits import Limiter, RateLimit
+from .provider import RunnerProvider
 from .vendors import VENDORS, provider_class
 
-__all__ = ["load_hub"]
+__all__ = ["Accounts", "load_accounts"]
 
 _OPTIONS = {
     "base_url": str,
@@ -143,8 +145,20 @@ def _options(where: str, table: Mapping[str, Any], allowed: Mapping[str, Any]) -
     return options
 
 
-def load_hub(path: str | Path, *, environ: Mapping[str, str] | None = None) -> RunnerHub:
-    """Read an accounts file and build a :class:`RunnerHub` of its accounts.
+@attrs.frozen
+class Accounts:
+    """What an accounts file describes: a provider per account, and shared limiters.
+
+    ``RunnerHub.from_config`` builds a hub of these; the hub then owns the
+    limiters (it closes them).
+    """
+
+    providers: tuple[RunnerProvider, ...]
+    limiters: tuple[Limiter, ...] = ()
+
+
+def load_accounts(path: str | Path, *, environ: Mapping[str, str] | None = None) -> Accounts:
+    """Read an accounts file and build a provider for each of its accounts.
 
     Args:
         path: The TOML file.
@@ -204,4 +218,4 @@ def load_hub(path: str | Path, *, environ: Mapping[str, str] | None = None) -> R
             providers.append(cls(account=label, **kwargs))
         except errors.UsageError as exc:
             raise _fail(where, exc.message) from None
-    return RunnerHub(providers, limiters=list(limiters.values()))
+    return Accounts(tuple(providers), tuple(limiters.values()))

@@ -1,4 +1,4 @@
-"""The fleet: many accounts of many vendors, fetched concurrently, with partial results.
+"""The hub: many accounts of many vendors, fetched concurrently, with partial results.
 
 Every account runs in its own task inside one :class:`asyncio.TaskGroup`, so
 the wall time is close to the slowest account and cancelling the caller
@@ -12,18 +12,17 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import re
 import time
-from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import attrs
 
 from . import errors
+from .inventory import HealthFailure, Inventory, VersionDrift
 from .limits import Limiter
 from .models import Runner, RunnerHealth, RunnerStatus
 from .provider import Capability, RunnerProvider
@@ -38,31 +37,13 @@ __all__ = [
     "RunnerHub",
     "VersionDrift",
 ]
+# HealthFailure, Inventory and VersionDrift live in runnerhub.inventory; they are
+# re-exported here because the hub returns them.
 
 logger = logging.getLogger("runnerhub")
 
 _STREAM_BUFFER = 1000
 _PROGRESS_EVERY = 100  # runners between progress reports while listing
-_VERSION_NUMBERS = re.compile(r"\d+")
-
-
-@attrs.frozen
-class HealthFailure:
-    """A health call that failed; the runner stays in the inventory as UNKNOWN."""
-
-    account: str
-    runner_id: str
-    error: errors.RunnerHubError
-
-
-@attrs.frozen
-class VersionDrift:
-    """A runner whose component version is older than the newest seen for its vendor."""
-
-    runner: Runner
-    component: str
-    version: str
-    newest: str
 
 
 @attrs.frozen
@@ -96,115 +77,6 @@ class AccountProgress:
 
 
 ProgressCallback = Callable[[AccountProgress], None]
-
-
-def _version_key(version: str) -> tuple[int, ...] | None:
-    numbers = _VERSION_NUMBERS.findall(version)
-    return tuple(int(n) for n in numbers) if numbers else None
-
-
-@attrs.frozen
-class Inventory:
-    """A snapshot of the fleet.
-
-    Attributes:
-        runners: Every runner received, in account order.
-        errors: Accounts that failed, by label; their runners are absent.
-        health_failures: Health calls that failed (those runners are UNKNOWN).
-        accounts: Every account label asked for, failed ones included.
-        taken_at: When the snapshot started (UTC).
-        duration_seconds: How long it took.
-    """
-
-    runners: tuple[Runner, ...]
-    errors: Mapping[str, errors.RunnerHubError]
-    accounts: tuple[str, ...]
-    taken_at: datetime
-    duration_seconds: float
-    health_failures: tuple[HealthFailure, ...] = ()
-
-    @property
-    def complete(self) -> bool:
-        """True when no account failed."""
-        return not self.errors
-
-    def by_account(self) -> dict[str, int]:
-        """Runner counts per account label (failed accounts count 0)."""
-        counts = dict.fromkeys(self.accounts, 0)
-        counts.update(Counter(r.account for r in self.runners))
-        return counts
-
-    def by_provider(self) -> dict[str, int]:
-        """Runner counts per vendor."""
-        return dict(Counter(r.provider for r in self.runners))
-
-    def by_status(self) -> dict[str, int]:
-        """Runner counts per status value."""
-        return dict(Counter(r.status.value for r in self.runners))
-
-    def by_kind(self) -> dict[str, int]:
-        """Runner counts per kind value."""
-        return dict(Counter(r.kind.value for r in self.runners))
-
-    def offline(self) -> tuple[Runner, ...]:
-        """Runners reported offline."""
-        return tuple(r for r in self.runners if r.status is RunnerStatus.OFFLINE)
-
-    def newest_versions(self) -> dict[tuple[str, str], str]:
-        """The newest version seen per (vendor, component), numerically compared."""
-        newest: dict[tuple[str, str], tuple[tuple[int, ...], str]] = {}
-        for runner in self.runners:
-            for component, version in runner.versions.items():
-                key = _version_key(version)
-                if key is None:
-                    continue
-                slot = (runner.provider, component)
-                if slot not in newest or key > newest[slot][0]:
-                    newest[slot] = (key, version)
-        return {slot: version for slot, (_, version) in newest.items()}
-
-    def version_drift(self) -> tuple[VersionDrift, ...]:
-        """Runner components older than the newest version seen for that vendor."""
-        newest = self.newest_versions()
-        keys = {slot: _version_key(version) for slot, version in newest.items()}
-        drift = []
-        for runner in self.runners:
-            for component, version in runner.versions.items():
-                key = _version_key(version)
-                best = keys.get((runner.provider, component))
-                if key is not None and best is not None and key < best:
-                    drift.append(
-                        VersionDrift(
-                            runner, component, version, newest[(runner.provider, component)]
-                        )
-                    )
-        return tuple(drift)
-
-    def summary(self) -> dict[str, Any]:
-        """The counts a fleet owner asks first, as plain JSON-ready data."""
-        return {
-            "taken_at": self.taken_at.isoformat(),
-            "duration_seconds": round(self.duration_seconds, 3),
-            "runners": len(self.runners),
-            "accounts": self.by_account(),
-            "providers": self.by_provider(),
-            "statuses": self.by_status(),
-            "kinds": self.by_kind(),
-            "offline": len(self.offline()),
-            "version_drift": len({d.runner.id for d in self.version_drift()}),
-            "newest_versions": {
-                f"{vendor}/{component}": version
-                for (vendor, component), version in sorted(self.newest_versions().items())
-            },
-            "failed_accounts": {label: str(error) for label, error in self.errors.items()},
-            "health_failures": len(self.health_failures),
-        }
-
-    def to_json(self) -> dict[str, Any]:
-        """The whole snapshot as JSON-ready data; vendor payloads and secrets are left out."""
-        from ._serialize import inventory_to_json  # noqa: PLC0415 - only when serialising
-
-        return inventory_to_json(self)
 
 
 class FleetEventKind(enum.Enum):
@@ -284,9 +156,12 @@ class RunnerHub:
         Raises:
             UsageError: for a missing file, bad TOML, unknown keys or inline secrets.
         """
-        from .config import load_hub  # noqa: PLC0415 - keeps tomllib off the import path
+        # One-way and lazy: config never imports the hub, and tomllib and the vendor
+        # registry load only when an accounts file is read.
+        from .config import load_accounts  # noqa: PLC0415 - see above
 
-        return load_hub(path, environ=environ)
+        accounts = load_accounts(path, environ=environ)
+        return cls(accounts.providers, limiters=accounts.limiters)
 
     def __repr__(self) -> str:
         return f"<RunnerHub accounts={[p.account for p in self.providers]}>"
