@@ -331,20 +331,18 @@ class Redactor:
     Its ``repr`` never shows what it searches for.
     """
 
-    __slots__ = ("_pattern", "_size")
+    __slots__ = ("_forms", "_pattern")
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        forms = {
+        self._forms = frozenset(
             form
             for secret in secrets
             if isinstance(secret, str) and len(secret) >= _MIN_SECRET
             for form in _forms(secret)
             if len(form) >= _MIN_SECRET
-        }
-        self._size = len(forms)
-        # Longest first, so that a secret inside a longer form is masked as a whole.
-        alternatives = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
-        self._pattern = re.compile(alternatives, re.IGNORECASE) if forms else None
+        )
+        # Compiled on first use: most providers never see an error.
+        self._pattern: re.Pattern[str] | None = None
 
     @classmethod
     def for_headers(cls, headers: Mapping[str, str], extra: Iterable[str] = ()) -> Redactor:
@@ -358,12 +356,16 @@ class Redactor:
 
     def __call__(self, text: str) -> str:
         """``text`` with every known credential form replaced by ``[redacted]``."""
-        if self._pattern is None:
+        if not self._forms:
             return text
+        if self._pattern is None:
+            # Longest first, so that a secret inside a longer form is masked as a whole.
+            ordered = sorted(self._forms, key=len, reverse=True)
+            self._pattern = re.compile("|".join(map(re.escape, ordered)), re.IGNORECASE)
         return self._pattern.sub(_MASK, text)
 
     def __repr__(self) -> str:
-        return f"<Redactor of {self._size} credential forms>"
+        return f"<Redactor of {len(self._forms)} credential forms>"
 
     def __reduce__(self) -> Any:
         raise TypeError("a Redactor holds credentials and is not picklable")
