@@ -13,7 +13,7 @@ from runnerhub.sandbox import Sandbox
 @pytest.fixture
 def runnerhub_sandbox_options() -> dict[str, Any]:
     """Overrides the plugin's options for this module."""
-    return {"seed": 5, "kubiya_error_style": "detail"}
+    return {"seed": 5, "vendor_options": {"kubiya": {"error_style": "detail"}}}
 
 
 async def test_fixture_uses_overridden_options(
@@ -21,7 +21,7 @@ async def test_fixture_uses_overridden_options(
 ) -> None:
     """An overriding ``runnerhub_sandbox_options`` fixture configures the served sandbox."""
     assert runnerhub_sandbox.seed == 5
-    org = runnerhub_sandbox.add_kubiya_org("kubiya-prod")
+    org = runnerhub_sandbox.add_org("kubiya", "kubiya-prod")
     headers = {"Authorization": f"UserKey {org.api_key}"}
     url = f"{runnerhub_sandbox.base_url}/api/v3/runners/ghost/describe"
     async with http.get(url, headers=headers) as resp:
