@@ -64,7 +64,8 @@ async def soda_case() -> AsyncIterator[VendorCase]:
     """A Soda org of 25 runners on a served sandbox."""
     sandbox = Sandbox(seed=7, time_scale=TIME_SCALE)
     org = sandbox.add_org("soda", "acme-eu", runners=25)
-    async with sandbox.serve() as base_url:
+    async with sandbox.serve():
+        base_url = sandbox.url("soda")
 
         def build(**options: Any) -> RunnerProvider:
             options = _fast_retry_options(options)
@@ -101,7 +102,8 @@ async def kubiya_case() -> AsyncIterator[VendorCase]:
     """A Kubiya org of 12 runners (3 unhealthy) on a served sandbox."""
     sandbox = Sandbox(seed=7, time_scale=TIME_SCALE)
     org = sandbox.add_org("kubiya", "kubiya-prod", runners=12, unhealthy=3)
-    async with sandbox.serve() as base_url:
+    async with sandbox.serve():
+        base_url = sandbox.url("kubiya")
 
         def build(**options: Any) -> RunnerProvider:
             options = _fast_retry_options(options)

@@ -77,7 +77,8 @@ async def test_pages_of_ten(soda_case: VendorCase) -> None:
         {"page": "1", "size": "10"},
         {"page": "2", "size": "10"},
     ]
-    assert all(u.path == "/api/v1/runners" for u in urls)
+    mount = URL(soda_case.sandbox.url("soda")).path
+    assert all(u.path == f"{mount}/api/v1/runners" for u in urls)
 
 
 async def test_default_page_size_is_1000(soda_case: VendorCase) -> None:
