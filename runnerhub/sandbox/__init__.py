@@ -14,8 +14,9 @@ Each vendor's service is found through ``runnerhub.vendors.VENDORS``; the
 
 URLs: every vendor is served under its own prefix, ``sandbox.url(vendor)``
 (``{base_url}/{vendor}``), and also at the root (``base_url``). Point clients at
-``url(vendor)``: at the root, paths two vendors share go to the first in the
-registry (Kubiya's legacy ``/api/v1/`` routes reach Soda there).
+``url(vendor)``: at the root, vendors whose paths overlap (Soda's ``/api/v1/``
+and Kubiya's legacy ``/api/v1/`` routes) share one namespace, and a path one
+vendor does not route falls to the vendor whose prefix it starts with.
 
 Answers follow the vendors' docs, and only the docs, unless asked otherwise:
 

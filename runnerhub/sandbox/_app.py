@@ -62,10 +62,11 @@ class Sandbox:
     """An emulator of every registered vendor's runner API on one aiohttp app.
 
     Each vendor is served twice: under its own prefix ``/{vendor}`` (see
-    :meth:`url`) and at the root, where its paths start with the service's
-    ``prefix``. Vendors whose paths overlap at the root (Kubiya's legacy
-    ``/api/v1/`` routes and Soda's) meet only there; the first registered
-    vendor answers. Orgs may be added, and their runners edited, while serving.
+    :meth:`url`), alone, and at the root, beside the others. At the root a
+    request goes to the vendor whose route matches it (the first registered,
+    if two do), else to the first whose ``prefix`` it starts with: Soda's
+    ``/api/v1/`` and Kubiya's legacy ``/api/v1/`` routes meet only there.
+    Orgs may be added, and their runners edited, while serving.
 
     Args:
         seed: Seeds every generated credential, runner and fault draw.
@@ -81,8 +82,9 @@ class Sandbox:
             {"error_style": "detail", "strict": True}}``.
 
     Raises:
-        ValueError: ``time_scale`` is not positive, or ``vendor_options`` names
-            an unknown vendor or an option the vendor rejects.
+        ValueError: ``time_scale`` is not positive, ``vendor_options`` names an
+            unknown vendor, or a vendor rejects an option's value.
+        TypeError: a vendor has no option of that name.
     """
 
     def __init__(
@@ -199,12 +201,13 @@ class Sandbox:
     def make_app(self) -> web.Application:
         """A new application serving this sandbox's state; every call shares it."""
         app = web.Application(middlewares=[self._middleware])
-        for service in self._services.values():
-            app.router.add_routes(service.routes())
+        # Prefixes first, so that no vendor's root route can capture ``/{vendor}/...``.
         for name, service in self._services.items():
             mounted = web.Application()
             mounted.router.add_routes(service.routes())
             app.add_subapp(f"/{name}", mounted)
+        for service in self._services.values():
+            app.router.add_routes(service.routes())
         app.on_response_prepare.append(self._decorate)
         return app
 

@@ -171,6 +171,14 @@ class KubiyaService:
                 allow_head=False,
             ),
             web.post(f"{base}/{{runner}}/ops", self._ops, name="kubiya.runner_ops"),
+            # The legacy v1 describe Kubiya's SDK and CLI fall back to (notes §3.2).
+            # At the root it sits beside Soda's /api/v1/; under /kubiya it is alone.
+            web.get(
+                "/api/v1/runners/{runner}/describe",
+                self._describe_v1,
+                name="kubiya.describe_runner_v1",
+                allow_head=False,
+            ),
             web.post(f"{base}/{{runner}}", self._create, name="kubiya.create_runner"),
             web.delete(f"{base}/{{runner}}", self._delete, name="kubiya.delete_runner"),
         ]
@@ -297,6 +305,20 @@ class KubiyaService:
     async def _describe(self, request: web.Request) -> web.StreamResponse:
         org, name = self._runner(request)
         return web.json_response(org.runners[name])
+
+    async def _describe_v1(self, request: web.Request) -> web.StreamResponse:
+        org, name = self._runner(request)
+        runner = org.runners[name]
+        # DOCS-REST shows the version already mapped: 0 -> "v1", 2 -> "v2" (notes §2).
+        version = runner.get("version")
+        return web.json_response(
+            {
+                "name": name,
+                "version": f"v{version or 1}" if isinstance(version, int) else version,
+                "namespace": runner.get("namespace", ""),
+                "kubernetes_namespace": runner.get("kubernetes_namespace", ""),
+            }
+        )
 
     async def _health(self, request: web.Request) -> web.StreamResponse:
         org, name = self._runner(request)

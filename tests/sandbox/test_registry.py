@@ -111,6 +111,18 @@ async def test_each_vendor_has_its_own_prefix(
     ]
 
 
+async def test_kubiya_legacy_v1_describe(threaded: Sandbox, http: aiohttp.ClientSession) -> None:
+    """Under ``/kubiya``, Kubiya's legacy v1 describe answers with the docs' four fields."""
+    kubiya = threaded.accounts()[1]
+    url = f"{threaded.url('kubiya')}/api/v1/runners/kubiya-hosted/describe"
+    async with http.get(url, headers=kubiya_auth(kubiya)) as resp:
+        assert resp.status == 200
+        body = await resp.json()
+    assert set(body) == {"name", "version", "namespace", "kubernetes_namespace"}
+    assert (body["name"], body["version"]) == ("kubiya-hosted", "v2")
+    assert threaded.requests[-1].operation == "describe_runner_v1"
+
+
 async def test_manifest_url_keeps_the_prefix(
     threaded: Sandbox, http: aiohttp.ClientSession
 ) -> None:
