@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from runnerhub.sandbox import Sandbox, SandboxAccount
-from runnerhub.vendors import VENDORS
+from runnerhub.vendors import VENDORS, vendor_names
 
 
 def soda_auth(account: SandboxAccount) -> dict[str, str]:
@@ -42,6 +42,7 @@ def test_every_registered_vendor_is_served() -> None:
     """The sandbox builds one service per registry entry, in registry order."""
     sandbox = Sandbox()
     assert sandbox.vendors == tuple(VENDORS)
+    assert sorted(sandbox.vendors) == list(vendor_names())
     for name in VENDORS:
         assert sandbox.service(name).vendor == name
 
