@@ -46,7 +46,7 @@ def template_runners() -> list[dict[str, Any]]:
     from runnerhub.sandbox import Sandbox
 
     sandbox = Sandbox(seed=2024, reference_time=datetime(2025, 1, 1, tzinfo=UTC))
-    org = sandbox.add_soda_org("bench-eu", runners=TEMPLATE_RUNNERS)
+    org = sandbox.add_org("soda", "bench-eu", runners=TEMPLATE_RUNNERS)
     return list(org.runners.values())
 
 

@@ -188,8 +188,12 @@ async def run_case(
     seed: int = 7,
 ) -> CaseResult:
     """Serve a sandbox enforcing ``limit`` per ``period`` and run ``processes`` workers on it."""
-    sandbox = Sandbox(seed, soda_limits={_OPERATION: (limit, period)})
-    org = sandbox.add_soda_org("fleet", runners=1)
+    sandbox = Sandbox(
+        seed,
+        retry_after="decimal",
+        vendor_options={"soda": {"limits": {_OPERATION: (limit, period)}}},
+    )
+    org = sandbox.add_org("soda", "fleet", runners=1)
     runner_id = next(iter(org.runners))
     async with sandbox.serve() as base_url:
         workers = await run_workers(

@@ -63,8 +63,9 @@ def _fast_retry_options(options: dict[str, Any]) -> dict[str, Any]:
 async def soda_case() -> AsyncIterator[VendorCase]:
     """A Soda org of 25 runners on a served sandbox."""
     sandbox = Sandbox(seed=7, time_scale=TIME_SCALE)
-    org = sandbox.add_soda_org("acme-eu", runners=25)
-    async with sandbox.serve() as base_url:
+    org = sandbox.add_org("soda", "acme-eu", runners=25)
+    async with sandbox.serve():
+        base_url = sandbox.url("soda")
 
         def build(**options: Any) -> RunnerProvider:
             options = _fast_retry_options(options)
@@ -100,8 +101,9 @@ async def soda_case() -> AsyncIterator[VendorCase]:
 async def kubiya_case() -> AsyncIterator[VendorCase]:
     """A Kubiya org of 12 runners (3 unhealthy) on a served sandbox."""
     sandbox = Sandbox(seed=7, time_scale=TIME_SCALE)
-    org = sandbox.add_kubiya_org("kubiya-prod", runners=12, unhealthy=3)
-    async with sandbox.serve() as base_url:
+    org = sandbox.add_org("kubiya", "kubiya-prod", runners=12, unhealthy=3)
+    async with sandbox.serve():
+        base_url = sandbox.url("kubiya")
 
         def build(**options: Any) -> RunnerProvider:
             options = _fast_retry_options(options)

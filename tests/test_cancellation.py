@@ -107,9 +107,9 @@ def _served(sandbox: Sandbox) -> Iterator[str]:
 
 def _sandbox(**options: Any) -> Sandbox:
     sandbox = Sandbox(seed=17, time_scale=TIME_SCALE, **options)
-    sandbox.add_soda_org("soda-eu", runners=SODA_RUNNERS)
-    sandbox.add_soda_org("soda-us", runners=SODA_RUNNERS // 2)
-    sandbox.add_kubiya_org("kubiya-prod", runners=KUBIYA_RUNNERS, unhealthy=2)
+    sandbox.add_org("soda", "soda-eu", runners=SODA_RUNNERS)
+    sandbox.add_org("soda", "soda-us", runners=SODA_RUNNERS // 2)
+    sandbox.add_org("kubiya", "kubiya-prod", runners=KUBIYA_RUNNERS, unhealthy=2)
     return sandbox
 
 
@@ -127,14 +127,14 @@ class PagedSoda(SodaProvider):
 
 
 def _soda(sandbox: Sandbox, base_url: str, name: str = "soda-eu", **options: Any) -> PagedSoda:
-    org = sandbox.soda_orgs[name]
+    org = sandbox.service("soda").orgs[name]
     options.setdefault("rate_limits", SODA_LIMITS)
     options.setdefault("retry", POLICY)
     return PagedSoda(org.api_key_id, org.api_key_secret, base_url=base_url, account=name, **options)
 
 
 def _kubiya(sandbox: Sandbox, base_url: str, **options: Any) -> KubiyaProvider:
-    org = sandbox.kubiya_orgs["kubiya-prod"]
+    org = sandbox.service("kubiya").orgs["kubiya-prod"]
     options.setdefault("rate_limits", KUBIYA_LIMITS)
     options.setdefault("retry", POLICY)
     return KubiyaProvider(org.api_key, base_url=base_url, account="kubiya-prod", **options)
@@ -237,7 +237,7 @@ async def test_cancelling_a_paginated_listing_at_any_point_leaves_nothing_behind
             runners = await listing()
             await _assert_quiet(provider)
     assert cancelled >= len(TURNS) + 5
-    assert sorted(r.id for r in runners) == sorted(sandbox.soda_orgs["soda-eu"].runners)
+    assert sorted(r.id for r in runners) == sorted(sandbox.service("soda").orgs["soda-eu"].runners)
 
 
 async def test_leaving_a_listing_between_pages_leaves_nothing_behind() -> None:
@@ -260,7 +260,7 @@ async def test_cancelling_a_retry_back_off_stops_the_retry() -> None:
     """Cancelled while backing off after a 503, no retry is ever sent; the next call succeeds."""
     sandbox = _sandbox()
     sandbox.faults.add(Fault(FaultKind.STATUS, status=503, retry_after="0.5", times=1))
-    runner_id = next(iter(sandbox.soda_orgs["soda-eu"].runners))
+    runner_id = next(iter(sandbox.service("soda").orgs["soda-eu"].runners))
     with _served(sandbox) as base_url:
         async with _soda(sandbox, base_url) as provider:
             assert await _cancel_at(lambda: provider.get_runner(runner_id), None, 0.2)
@@ -278,7 +278,7 @@ async def test_cancelling_during_a_429_pause_releases_the_slot() -> None:
     """Cancelled while the bucket is paused by a 429, the waiter leaves; later calls still work."""
     sandbox = _sandbox()
     sandbox.faults.add(Fault(FaultKind.STATUS, status=429, retry_after="0.6", times=1))
-    runner_id = next(iter(sandbox.soda_orgs["soda-eu"].runners))
+    runner_id = next(iter(sandbox.service("soda").orgs["soda-eu"].runners))
     with _served(sandbox) as base_url:
         async with _soda(sandbox, base_url) as provider:
             assert await _cancel_at(lambda: provider.get_runner(runner_id), None, 0.2)
@@ -295,7 +295,7 @@ async def test_cancelling_during_a_429_pause_releases_the_slot() -> None:
 async def test_cancelling_while_waiting_for_a_limiter_slot() -> None:
     """A call queued behind a full window leaves the queue when cancelled; the window is intact."""
     sandbox = _sandbox()
-    runner_id = next(iter(sandbox.soda_orgs["soda-eu"].runners))
+    runner_id = next(iter(sandbox.service("soda").orgs["soda-eu"].runners))
     with _served(sandbox) as base_url:
         limits = {"get_runner": RateLimit(2, 0.5)}
         async with _soda(sandbox, base_url, rate_limits=limits) as provider:
@@ -350,7 +350,7 @@ async def test_cancelling_an_injected_session_request_leaves_the_session_usable(
     """With a borrowed session, a cancelled call leaves the session open and working."""
     sandbox = _sandbox()
     sandbox.faults.add(Fault(FaultKind.LATENCY, delay=0.5, times=1))
-    runner_id = next(iter(sandbox.soda_orgs["soda-eu"].runners))
+    runner_id = next(iter(sandbox.service("soda").orgs["soda-eu"].runners))
     with _served(sandbox) as base_url:
         async with aiohttp.ClientSession() as session:
             async with _soda(sandbox, base_url, session=session) as provider:
@@ -367,12 +367,12 @@ async def test_leaving_a_stream_with_a_full_buffer_returns_promptly() -> None:
     sandbox = Sandbox(seed=5, time_scale=TIME_SCALE)
     names = ["soda-a", "soda-b", "soda-c"]
     for name in names:
-        sandbox.add_soda_org(name, runners=1500)
+        sandbox.add_org("soda", name, runners=1500)
     with _served(sandbox) as base_url:
         providers: list[Provider] = [
             SodaProvider(
-                sandbox.soda_orgs[name].api_key_id,
-                sandbox.soda_orgs[name].api_key_secret,
+                sandbox.service("soda").orgs[name].api_key_id,
+                sandbox.service("soda").orgs[name].api_key_secret,
                 base_url=base_url,
                 account=name,
                 rate_limits=SODA_LIMITS,

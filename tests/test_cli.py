@@ -134,10 +134,13 @@ def _no_terminal_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest_asyncio.fixture
 async def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Fleet]:
     """Two Soda orgs and a Kubiya org (3 of 12 unhealthy), served; secrets in env and a file."""
-    sandbox = Sandbox(seed=11, time_scale=TIME_SCALE)
-    eu = sandbox.add_soda_org("acme-eu", runners=25, api_key_secret=EU_SECRET)
-    us = sandbox.add_soda_org("acme-us", runners=12, token=US_TOKEN)
-    kubiya = sandbox.add_kubiya_org("kubiya-prod", runners=12, unhealthy=3, api_key=KUBIYA_KEY)
+    # strict: an operation Kubiya's docs do not list is a 400 the CLI must report.
+    sandbox = Sandbox(
+        seed=11, time_scale=TIME_SCALE, vendor_options={"kubiya": {"strict": True}}
+    )
+    eu = sandbox.add_org("soda", "acme-eu", runners=25, api_key_secret=EU_SECRET)
+    us = sandbox.add_org("soda", "acme-us", runners=12, token=US_TOKEN)
+    kubiya = sandbox.add_org("kubiya", "kubiya-prod", runners=12, unhealthy=3, api_key=KUBIYA_KEY)
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("RUNNERHUB_CONFIG", raising=False)
@@ -566,8 +569,8 @@ async def test_helm_chart_archive_needs_show_secrets(
     tmp_path: Path, run: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A chart archive cannot be masked: refused (2) without --show-secrets, then written as is."""
-    sandbox = Sandbox(seed=2, kubiya_helmchart_format="tgz")
-    org = sandbox.add_kubiya_org("kubiya-prod", runners=2, api_key=KUBIYA_KEY)
+    sandbox = Sandbox(seed=2, vendor_options={"kubiya": {"helmchart_format": "tgz"}})
+    org = sandbox.add_org("kubiya", "kubiya-prod", runners=2, api_key=KUBIYA_KEY)
     for name in ("SODA_API_KEY_ID", "SODA_API_KEY_SECRET", "SODA_TOKEN", "RUNNERHUB_CONFIG"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("KUBIYA_API_KEY", KUBIYA_KEY)

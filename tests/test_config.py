@@ -126,7 +126,7 @@ def test_redis_limiter_is_shared_and_owned_by_the_hub(tmp_path: Path) -> None:
 async def test_a_configured_hub_inventories_the_sandbox(tmp_path: Path) -> None:
     """A hub read from a file lists a served sandbox."""
     sandbox = Sandbox(seed=2)
-    org = sandbox.add_soda_org("acme", runners=15)
+    org = sandbox.add_org("soda", "acme", runners=15)
     async with sandbox.serve() as base_url:
         path = write(
             tmp_path,

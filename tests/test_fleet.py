@@ -33,9 +33,9 @@ class Fleet:
 
     def hub(self, *, bad_account: str | None = None, **options: object) -> RunnerHub:
         """A hub over the three accounts; ``bad_account`` gets a wrong key."""
-        eu = self.sandbox.soda_orgs["soda-eu"]
-        us = self.sandbox.soda_orgs["soda-us"]
-        kubiya = self.sandbox.kubiya_orgs["kubiya-prod"]
+        eu = self.sandbox.service("soda").orgs["soda-eu"]
+        us = self.sandbox.service("soda").orgs["soda-us"]
+        kubiya = self.sandbox.service("kubiya").orgs["kubiya-prod"]
 
         def secret(label: str, value: str) -> str:
             return "wrong" if label == bad_account else value
@@ -72,9 +72,9 @@ class Fleet:
 async def fleet() -> AsyncIterator[Fleet]:
     """1,200 + 300 Soda runners and 20 Kubiya runners (5 unhealthy)."""
     sandbox = Sandbox(seed=3, time_scale=TIME_SCALE)
-    sandbox.add_soda_org("soda-eu", runners=1200)
-    sandbox.add_soda_org("soda-us", runners=300)
-    sandbox.add_kubiya_org("kubiya-prod", runners=20, unhealthy=5)
+    sandbox.add_org("soda", "soda-eu", runners=1200)
+    sandbox.add_org("soda", "soda-us", runners=300)
+    sandbox.add_org("kubiya", "kubiya-prod", runners=20, unhealthy=5)
     async with sandbox.serve() as base_url:
         yield Fleet(sandbox, base_url)
 
@@ -119,7 +119,7 @@ async def test_health_fills_statuses_where_the_vendor_has_an_endpoint(fleet: Fle
     kubiya = [r for r in inventory.runners if r.provider == "kubiya"]
     assert fleet.sandbox.count(vendor="kubiya", operation="runner_health") == 20
     assert fleet.sandbox.count(vendor="soda", operation="get_runner") == 0
-    states = fleet.sandbox.kubiya_orgs["kubiya-prod"].health
+    states = fleet.sandbox.service("kubiya").orgs["kubiya-prod"].health
     for runner in kubiya:
         expected = {
             "ok": RunnerStatus.ONLINE,
@@ -142,12 +142,12 @@ async def test_summary_and_json_have_no_secrets(fleet: Fleet) -> None:
     assert summary["offline"] == len(inventory.offline()) > 0
     assert summary["version_drift"] > 0
     text = json.dumps(inventory.to_json())
-    secrets = [o.api_key_secret for o in fleet.sandbox.soda_orgs.values()]
-    secrets += [o.token for o in fleet.sandbox.soda_orgs.values()]
-    secrets += [o.api_key for o in fleet.sandbox.kubiya_orgs.values()]
+    secrets = [o.api_key_secret for o in fleet.sandbox.service("soda").orgs.values()]
+    secrets += [o.token for o in fleet.sandbox.service("soda").orgs.values()]
+    secrets += [o.api_key for o in fleet.sandbox.service("kubiya").orgs.values()]
     passwords = [
         r["gateway_password"]
-        for r in fleet.sandbox.kubiya_orgs["kubiya-prod"].runners.values()
+        for r in fleet.sandbox.service("kubiya").orgs["kubiya-prod"].runners.values()
         if r.get("gateway_password")
     ]
     assert passwords
@@ -222,7 +222,7 @@ async def test_cancelling_an_inventory_stops_everything(fleet: Fleet) -> None:
 
 async def test_watch_reports_changes(fleet: Fleet) -> None:
     """watch() yields ADDED first, then REMOVED and STATUS_CHANGED as the fleet changes."""
-    eu = fleet.sandbox.soda_orgs["soda-eu"]
+    eu = fleet.sandbox.service("soda").orgs["soda-eu"]
     async with fleet.hub() as hub:
         events = hub.watch(interval=0.01, accounts=["soda-eu"])
         first = [await anext(events) for _ in range(1200)]
@@ -252,7 +252,7 @@ async def test_watch_reports_a_failed_account_without_removing_its_runners(fleet
 
 async def test_labels_must_be_unique(fleet: Fleet) -> None:
     """Two providers with the same account label are refused."""
-    org = fleet.sandbox.soda_orgs["soda-eu"]
+    org = fleet.sandbox.service("soda").orgs["soda-eu"]
     with pytest.raises(errors.UsageError, match="unique"):
         RunnerHub(
             [

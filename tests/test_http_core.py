@@ -380,7 +380,7 @@ def test_base_url_refusal_does_not_echo_credentials() -> None:
 async def test_max_response_bytes_refuses_a_large_body() -> None:
     """A body over max_response_bytes raises ResponseTooLargeError after one request."""
     sandbox = Sandbox(seed=3)
-    org = sandbox.add_soda_org("big-eu", runners=120)
+    org = sandbox.add_org("soda", "big-eu", runners=120)
     async with (
         sandbox.serve() as base_url,
         SodaProvider(
@@ -467,8 +467,8 @@ async def test_truncated_post_is_not_retried(soda_case: VendorCase) -> None:
 
 async def test_rate_limit_remaining_zero_pauses_the_bucket() -> None:
     """Kubiya's X-RateLimit-Remaining: 0 pauses the bucket, so a looser client never hits 429."""
-    sandbox = Sandbox(seed=5, kubiya_limits=[(3, 0.3), (3, 0.3)])
-    org = sandbox.add_kubiya_org("kubiya-dev", runners=4)
+    sandbox = Sandbox(seed=5, vendor_options={"kubiya": {"limits": [(3, 0.3), (3, 0.3)]}})
+    org = sandbox.add_org("kubiya", "kubiya-dev", runners=4)
     name = next(iter(org.runners))
     async with (
         sandbox.serve() as base_url,

@@ -47,10 +47,14 @@ class Served:
         return KubiyaProvider(self.org.api_key, base_url=self.base_url, **{**FAST, **options})
 
 
+# The sandbox's opt-in rules beyond Kubiya's docs, for tests that need a 400 from create or ops.
+STRICT: dict[str, Any] = {"vendor_options": {"kubiya": {"strict": True}}}
+
+
 @asynccontextmanager
 async def _serve(runners: int = 6, **sandbox_options: Any) -> AsyncIterator[Served]:
     sandbox = Sandbox(seed=11, time_scale=TIME_SCALE, **sandbox_options)
-    org = sandbox.add_kubiya_org("kubiya-dev", runners=runners)
+    org = sandbox.add_org("kubiya", "kubiya-dev", runners=runners)
     async with sandbox.serve() as base_url:
         yield Served(sandbox, org, base_url)
 
@@ -156,8 +160,8 @@ async def test_create_needs_a_name(name: str | None) -> None:
 
 
 async def test_create_bad_name_is_bad_request() -> None:
-    """A name Kubiya refuses (upper case) is a BadRequestError, not retried."""
-    async with _serve() as served, served.provider() as provider:
+    """A name the strict sandbox refuses (upper case) is a BadRequestError, not retried."""
+    async with _serve(**STRICT) as served, served.provider() as provider:
         with pytest.raises(errors.BadRequestError):
             await provider.create_runner("Edge_New")
     assert served.sandbox.count(operation="create_runner") == 1
@@ -199,7 +203,8 @@ async def test_helm_values_as_json() -> None:
 
 async def test_helm_values_as_chart_archive() -> None:
     """A sandbox sending the documented .tgz gets raw bytes back."""
-    async with _serve(kubiya_helmchart_format="tgz") as served, served.provider() as provider:
+    tgz = {"kubiya": {"helmchart_format": "tgz"}}
+    async with _serve(vendor_options=tgz) as served, served.provider() as provider:
         values = await provider.helm_values(list(served.org.runners)[2])
     assert isinstance(values, bytes)
     assert values[:2] == b"\x1f\x8b"
@@ -238,8 +243,8 @@ async def test_run_operation_restart() -> None:
 
 
 async def test_run_operation_unknown_is_bad_request() -> None:
-    """An operation Kubiya does not know is a BadRequestError, sent once."""
-    async with _serve() as served, served.provider() as provider:
+    """An operation the strict sandbox does not know is a BadRequestError, sent once."""
+    async with _serve(**STRICT) as served, served.provider() as provider:
         name = list(served.org.runners)[2]
         with pytest.raises(errors.BadRequestError, match="explode"):
             await provider.run_operation(name, "explode")
@@ -281,7 +286,8 @@ async def test_delete_then_not_found() -> None:
 )
 async def test_error_styles(style: Any, code: str | None, message: str) -> None:
     """Every Kubiya error body style gives a NotFoundError with a readable message."""
-    async with _serve(kubiya_error_style=style) as served, served.provider() as provider:
+    styled = {"kubiya": {"error_style": style}}
+    async with _serve(vendor_options=styled) as served, served.provider() as provider:
         with pytest.raises(errors.NotFoundError) as info:
             await provider.get_runner("no-such-runner")
     assert info.value.status == 404
@@ -567,7 +573,7 @@ def test_samples_of_create_and_errors_have_documented_shapes() -> None:
 async def test_secrets_never_leak(debug_log: pytest.LogCaptureFixture) -> None:
     """The key, gateway passwords and helm JWTs never reach reprs, errors or DEBUG logs."""
     texts: list[str] = []
-    async with _serve(runners=12) as served:
+    async with _serve(runners=12, **STRICT) as served:
         org = served.org
         org.add_runner("edge-gw", gateway_password="gw-pass-planted-0123456789abcdef")
         secrets = [org.api_key]

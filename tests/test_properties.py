@@ -47,6 +47,7 @@ from runnerhub._http import (
 from runnerhub.models import HealthCheck as RunnerCheck
 from runnerhub.retry import parse_rate_limit_reset, parse_retry_after
 from runnerhub.sandbox import Sandbox, SodaOrg
+from runnerhub.sandbox._soda import SodaService
 from runnerhub.vendors import kubiya, soda
 
 SAMPLES = Path(__file__).parent / "samples"
@@ -574,9 +575,15 @@ async def drift_sandbox() -> AsyncIterator[Sandbox]:
         yield sandbox
 
 
+def _soda(sandbox: Sandbox) -> SodaService:
+    service = sandbox.service("soda")
+    assert isinstance(service, SodaService)
+    return service
+
+
 async def _drift(sandbox: Sandbox, runners: int, changes: list[Change]) -> Drift:
-    sandbox.soda_orgs.clear()
-    org = sandbox.add_soda_org("drift-eu", runners=runners)
+    _soda(sandbox).orgs.clear()
+    org = sandbox.add_org("soda", "drift-eu", runners=runners)
     at_start = set(org.runners)
     ever, deleted = set(at_start), set[str]()
     plan: dict[int, list[Change]] = {}
@@ -688,8 +695,8 @@ async def test_consistent_listing_catches_churn_that_keeps_the_count(
     drift_sandbox: Sandbox,
 ) -> None:
     """consistent=True returns exactly the runners that exist, or raises; never a mixed list."""
-    drift_sandbox.soda_orgs.clear()
-    org = drift_sandbox.add_soda_org("churn-eu", runners=30)
+    _soda(drift_sandbox).orgs.clear()
+    org = drift_sandbox.add_org("soda", "churn-eu", runners=30)
     responses = 0
 
     async def churn_after_the_first_page(

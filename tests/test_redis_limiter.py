@@ -55,14 +55,15 @@ async def admin(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
 @pytest.fixture
 async def sandbox() -> AsyncIterator[Sandbox]:
     """A sandbox enforcing LIMIT get_runner calls per PERIOD per credential."""
-    box = Sandbox(3, soda_limits={"get_runner": (LIMIT, PERIOD)})
-    box.add_soda_org("acme", runners=2)
+    box = Sandbox(3, vendor_options={"soda": {"limits": {"get_runner": (LIMIT, PERIOD)}}})
+    box.add_org("soda", "acme", runners=2)
     async with box.serve():
         yield box
 
 
 def _org(sandbox: Sandbox) -> SodaOrg:
-    return sandbox.soda_orgs["acme"]
+    org: SodaOrg = sandbox.service("soda").orgs["acme"]
+    return org
 
 
 def _runner_id(sandbox: Sandbox) -> str:
@@ -208,8 +209,8 @@ async def test_a_429_seen_by_one_process_pauses_the_other(
     redis_server: RedisServer, admin: aioredis.Redis
 ) -> None:
     """After one provider's 429 with Retry-After, the other provider waits out the cooldown."""
-    box = Sandbox(5, soda_limits={"get_runner": (2, 1.0)})
-    box.add_soda_org("acme", runners=1)
+    box = Sandbox(5, vendor_options={"soda": {"limits": {"get_runner": (2, 1.0)}}})
+    box.add_org("soda", "acme", runners=1)
     generous = RateLimit(100, 1.0)  # looser than the vendor, so the vendor answers 429
     async with (
         box.serve(),

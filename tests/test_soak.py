@@ -114,7 +114,7 @@ def _faulty_sandbox(seed: int) -> tuple[Sandbox, TalliedFaults]:
 
 def _providers(sandbox: Sandbox, base_url: str, page_size: int) -> list[RunnerProvider]:
     providers: list[RunnerProvider] = []
-    for name, org in sandbox.soda_orgs.items():
+    for name, org in sandbox.service("soda").orgs.items():
         soda = PagedSoda(
             org.api_key_id,
             org.api_key_secret,
@@ -124,7 +124,7 @@ def _providers(sandbox: Sandbox, base_url: str, page_size: int) -> list[RunnerPr
         )
         soda.page_size = page_size
         providers.append(soda)
-    for name, korg in sandbox.kubiya_orgs.items():
+    for name, korg in sandbox.service("kubiya").orgs.items():
         providers.append(
             KubiyaProvider(
                 korg.api_key, account=name, rate_limits=KUBIYA_LIMITS, **_options(base_url)
@@ -134,9 +134,11 @@ def _providers(sandbox: Sandbox, base_url: str, page_size: int) -> list[RunnerPr
 
 
 def _expected_ids(sandbox: Sandbox) -> dict[str, set[str]]:
-    expected = {name: set(org.runners) for name, org in sandbox.soda_orgs.items()}
-    expected.update({name: set(org.runners) for name, org in sandbox.kubiya_orgs.items()})
-    return expected
+    return {
+        name: set(org.runners)
+        for vendor in ("soda", "kubiya")
+        for name, org in sandbox.service(vendor).orgs.items()
+    }
 
 
 def _assert_exactly_once(inventory: Inventory, expected: Mapping[str, set[str]]) -> None:
@@ -203,8 +205,8 @@ async def test_fleet_inventory_survives_random_faults(
     """20,000 runners over four accounts under >= 5% seeded faults: each runner exactly once."""
     sandbox, faults = _faulty_sandbox(SEED)
     for name, count in SODA_ORGS.items():
-        sandbox.add_soda_org(name, runners=count)
-    sandbox.add_kubiya_org(KUBIYA_ORG[0], runners=KUBIYA_ORG[1])
+        sandbox.add_org("soda", name, runners=count)
+    sandbox.add_org("kubiya", KUBIYA_ORG[0], runners=KUBIYA_ORG[1])
     expected = _expected_ids(sandbox)
     assert sum(map(len, expected.values())) == EXPECTED_RUNNERS >= 20_000
 
@@ -286,9 +288,9 @@ async def test_an_account_that_stays_down_is_reported(
 ) -> None:
     """One account down for good: the others complete under faults and its error is reported."""
     sandbox, _ = _faulty_sandbox(SEED + 2)
-    sandbox.add_soda_org("soda-eu", runners=2_000)
-    sandbox.add_soda_org("soda-us", runners=1_000)
-    sandbox.add_kubiya_org("kubiya-prod", runners=200)
+    sandbox.add_org("soda", "soda-eu", runners=2_000)
+    sandbox.add_org("soda", "soda-us", runners=1_000)
+    sandbox.add_org("kubiya", "kubiya-prod", runners=200)
     expected = _expected_ids(sandbox)
     async with AsyncExitStack() as stack:
         base_url = await stack.enter_async_context(sandbox.serve())

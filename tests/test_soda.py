@@ -30,7 +30,8 @@ def _sample(name: str) -> Any:
 
 
 def _org(case: VendorCase) -> SodaOrg:
-    return case.sandbox.soda_orgs["acme-eu"]
+    org: SodaOrg = case.sandbox.service("soda").orgs["acme-eu"]
+    return org
 
 
 def _base_url(case: VendorCase) -> str:
@@ -76,7 +77,8 @@ async def test_pages_of_ten(soda_case: VendorCase) -> None:
         {"page": "1", "size": "10"},
         {"page": "2", "size": "10"},
     ]
-    assert all(u.path == "/api/v1/runners" for u in urls)
+    mount = URL(soda_case.sandbox.url("soda")).path
+    assert all(u.path == f"{mount}/api/v1/runners" for u in urls)
 
 
 async def test_default_page_size_is_1000(soda_case: VendorCase) -> None:
@@ -101,7 +103,7 @@ async def test_listing_is_lazy(soda_case: VendorCase) -> None:
 async def test_empty_org_lists_nothing() -> None:
     """An org without runners gives an empty listing after one request."""
     sandbox = Sandbox(seed=1)
-    org = sandbox.add_soda_org("empty-eu")
+    org = sandbox.add_org("soda", "empty-eu")
     async with (
         sandbox.serve() as base_url,
         SodaProvider(org.api_key_id, org.api_key_secret, base_url=base_url) as provider,
@@ -585,7 +587,7 @@ async def test_verify_returns_the_organisation(soda_case: VendorCase) -> None:
 
 async def test_consistent_listing_retries_until_stable(soda_case: VendorCase) -> None:
     """consistent=True reads again when the count changed mid-listing, then yields it all once."""
-    org = soda_case.sandbox.soda_orgs["acme-eu"]
+    org = soda_case.sandbox.service("soda").orgs["acme-eu"]
     soda_case.sandbox.faults.add(Fault(FaultKind.LATENCY, delay=0.02, path="/api/v1/runners"))
 
     async def add_one_soon() -> None:
@@ -605,7 +607,7 @@ async def test_consistent_listing_retries_until_stable(soda_case: VendorCase) ->
 
 async def test_consistent_listing_gives_up_on_a_churning_fleet(soda_case: VendorCase) -> None:
     """A fleet that changes between every page and the check raises InconsistentListingError."""
-    org = soda_case.sandbox.soda_orgs["acme-eu"]
+    org = soda_case.sandbox.service("soda").orgs["acme-eu"]
     soda_case.sandbox.faults.add(Fault(FaultKind.LATENCY, delay=0.0, path="/api/v1/runners"))
 
     async def churn() -> None:

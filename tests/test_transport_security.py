@@ -152,7 +152,7 @@ async def test_read_timeout_bounds_a_trickling_body() -> None:
 async def test_deadline_bounds_a_call_across_retries() -> None:
     """deadline= caps the whole call, retries included, below what the retries would take."""
     sandbox = Sandbox(seed=4)
-    org = sandbox.add_soda_org("stall-eu", runners=3)
+    org = sandbox.add_org("soda", "stall-eu", runners=3)
     sandbox.faults.add(Fault(FaultKind.STALL, delay=5.0))
     async with sandbox.serve() as base_url:
         provider = SodaProvider(
@@ -263,7 +263,7 @@ async def test_compressed_body_is_bounded_after_decompression() -> None:
 async def test_a_page_of_1000_runners_fits_a_sane_bound() -> None:
     """A real 1,000-runner Soda page (~250 KB) passes a 512 KiB bound; 128 KiB refuses it."""
     sandbox = Sandbox(seed=6)
-    org = sandbox.add_soda_org("big-eu", runners=1000)
+    org = sandbox.add_org("soda", "big-eu", runners=1000)
     async with sandbox.serve() as base_url:
         for bound, fits in ((512 << 10, True), (128 << 10, False)):
             provider = SodaProvider(

@@ -31,6 +31,7 @@ from ..fleet import FleetEvent, FleetEventKind, Inventory, PartialFailure, Runne
 from ..limits import RateLimit
 from ..models import HealthCheck, Runner, RunnerStatus
 from ..provider import Capability, RunnerProvider
+from ..vendors import provider_class
 from ..vendors.kubiya import KubiyaProvider
 from ..vendors.soda import SodaProvider
 from ._output import (
@@ -625,34 +626,35 @@ def _env_name(label: str, what: str) -> str:
 def _sandbox_banner(out: Output, sandbox: Any, base_url: str, scale: float) -> None:
     out.line(f"runnerhub sandbox serving at {base_url}")
     out.line(
-        f"Soda Cloud v1 (/api/v1) and Kubiya v3 (/api/v3); seed {sandbox.seed}, "
+        f"each vendor under its own path ({', '.join(f'/{v}' for v in sandbox.vendors)}); "
+        f"seed {sandbox.seed}, "
         f"rate-limit windows at {scale:g}x vendor speed."
     )
     out.line()
     out.line("Sandbox credentials (they work on this sandbox only):")
     exports: list[str] = []
     snippet: list[str] = []
-    for label, org in sandbox.soda_orgs.items():
+    for label, org in sandbox.service("soda").orgs.items():
         out.line(f"  {label}: {len(org.runners):,} runners, api_key_id {org.api_key_id}")
         secret = _env_name(label, "KEY_SECRET")
         exports.append(f"{secret}={shlex.quote(org.api_key_secret)}")
         snippet += [
             f"[accounts.{label}]",
             'provider = "soda"',
-            f'base_url = "{base_url}"',
+            f'base_url = "{base_url}/soda"',
             f'api_key_id = "{org.api_key_id}"',
             f'api_key_secret_env = "{secret}"',
             *_limit_lines(label, SodaProvider.default_limits, scale),
             "",
         ]
-    for label, org in sandbox.kubiya_orgs.items():
+    for label, org in sandbox.service("kubiya").orgs.items():
         out.line(f"  {label}: {len(org.runners):,} runners (Kubiya)")
         key = _env_name(label, "API_KEY")
         exports.append(f"{key}={shlex.quote(org.api_key)}")
         snippet += [
             f"[accounts.{label}]",
             'provider = "kubiya"',
-            f'base_url = "{base_url}"',
+            f'base_url = "{base_url}/kubiya"',
             f'api_key_env = "{key}"',
             *_limit_lines(label, KubiyaProvider.default_limits, scale),
             "",
@@ -697,8 +699,8 @@ def cmd_sandbox(ctx: Context) -> int:
     else:
         sandbox = Sandbox(args.seed, time_scale=args.time_scale)
         for label in ("soda-eu", "soda-us"):
-            sandbox.add_soda_org(label)
-        sandbox.add_kubiya_org("kubiya-prod")
+            sandbox.add_org("soda", label)
+        sandbox.add_org("kubiya", "kubiya-prod")
 
     async def serve() -> int:
         stop = asyncio.Event()
@@ -722,27 +724,21 @@ def cmd_demo(ctx: Context) -> int:
     from ..sandbox import Sandbox  # noqa: PLC0415 - aiohttp.web only for this command
 
     sandbox = Sandbox.demo(ctx.args.seed, time_scale=DEMO_TIME_SCALE)
-    soda_limits = scaled_limits(SodaProvider.default_limits, DEMO_TIME_SCALE)
-    kubiya_limits = scaled_limits(KubiyaProvider.default_limits, DEMO_TIME_SCALE)
 
     async def run() -> int:
-        async with sandbox.serve() as base_url:
-            providers: list[RunnerProvider] = [
-                SodaProvider(
-                    org.api_key_id,
-                    org.api_key_secret,
-                    base_url=base_url,
-                    account=label,
-                    rate_limits=soda_limits,
+        async with sandbox.serve():
+            providers: list[RunnerProvider] = []
+            for account in sandbox.accounts():
+                cls = provider_class(account.vendor)
+                providers.append(
+                    cls(
+                        **account.credentials,
+                        **account.options,
+                        base_url=sandbox.url(account.vendor),
+                        account=account.name,
+                        rate_limits=scaled_limits(cls.default_limits, DEMO_TIME_SCALE),
+                    )
                 )
-                for label, org in sandbox.soda_orgs.items()
-            ]
-            providers += [
-                KubiyaProvider(
-                    org.api_key, base_url=base_url, account=label, rate_limits=kubiya_limits
-                )
-                for label, org in sandbox.kubiya_orgs.items()
-            ]
             async with RunnerHub(providers) as hub:
                 inventory = await _inventory(ctx, hub, hub.providers, health=True)
         if ctx.output == "table":

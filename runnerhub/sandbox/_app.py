@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import importlib
+import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 from aiohttp import web
 
+from runnerhub.vendors import VENDORS
+
 from . import _faults
-from ._common import EXCHANGE, Exchange, Handler, Service, Settings, Vendor
+from ._common import EXCHANGE, Exchange, Handler, SandboxAccount, Service, Settings
 from ._faults import FaultSet
-from ._kubiya import KUBIYA_LIMITS, ErrorStyle, HelmchartFormat, KubiyaOrg, KubiyaService
-from ._soda import SODA_LIMITS, SodaOrg, SodaService
 from ._window import RetryAfterStyle
+
+_T = TypeVar("_T")
 
 
 @attrs.frozen
@@ -26,19 +31,19 @@ class RequestRecord:
 
     Attributes:
         t: ``time.monotonic()`` at arrival.
-        vendor: ``"soda"`` or ``"kubiya"``.
+        vendor: The vendor's registry name, e.g. ``"soda"``.
         credential: Short SHA-256 tag of the credential presented ("" if none);
             never the credential itself.
         operation: The vendor operation, e.g. ``"list_runners"``; ``"unknown"`` off-route.
         method: HTTP method.
-        path: Decoded request path.
+        path: Decoded request path, without a ``/{vendor}`` mount prefix.
         status: Status sent; 0 if the connection was dropped before one was.
         org: Name of the org the credential selected, if any.
         fault: The ``FaultKind`` value that hit the request, if any.
     """
 
     t: float
-    vendor: Vendor
+    vendor: str
     credential: str
     operation: str
     method: str
@@ -48,27 +53,38 @@ class RequestRecord:
     fault: str | None = None
 
 
-class Sandbox:
-    """An emulator of the Soda Cloud v1 and Kubiya v3 runner APIs on one aiohttp app.
+def _service_class(path: str) -> Any:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
+
+class Sandbox:
+    """An emulator of every registered vendor's runner API on one aiohttp app.
+
+    Each vendor is served twice: under its own prefix ``/{vendor}`` (see
+    :meth:`url`), alone, and at the root, beside the others. At the root a
+    request goes to the vendor whose route matches it (the first registered,
+    if two do), else to the first whose ``prefix`` it starts with: Soda's
+    ``/api/v1/`` and Kubiya's legacy ``/api/v1/`` routes meet only there.
     Orgs may be added, and their runners edited, while serving.
 
     Args:
         seed: Seeds every generated credential, runner and fault draw.
         time_scale: Divides every rate-limit period: 10 turns 60 s windows into 6 s.
         enforce_limits: Answer 429 past a limit; if false, only record.
-        retry_after: ``Retry-After`` style on limit 429s: ``"decimal"`` seconds
-            (``"0.275"``), ``"int"`` (whole seconds, rounded up), ``"date"``
-            (IMF-fixdate) or ``None`` (no header).
-        soda_limits: Per-operation ``(max_requests, period_seconds)`` replacing
-            Soda's published ones, e.g. ``{"get_runner": (5, 0.5)}``.
-        kubiya_limits: Kubiya's windows over all endpoints per key; the first is
-            reported as ``X-RateLimit-*``, the second as ``X-RateLimit-Burst-*``.
-        kubiya_error_style: ``"code_error"``, ``"nested"``, ``"message"``,
-            ``"detail"`` or ``"html"`` (see the package docs).
-        kubiya_helmchart_format: ``"json"`` Helm values (what clients decode) or
-            ``"tgz"`` (what the docs claim).
+        retry_after: ``Retry-After`` style on limit 429s: ``"int"`` (whole
+            seconds, rounded up, as urllib3 and most clients parse it),
+            ``"decimal"`` seconds (``"0.275"``), ``"date"`` (IMF-fixdate) or
+            ``None`` (no header).
         reference_time: Instant that seeded timestamps are relative to (default: now).
+        vendor_options: Vendor name -> keyword options of its service, e.g.
+            ``{"soda": {"limits": {"get_runner": (5, 0.5)}}, "kubiya":
+            {"error_style": "detail", "strict": True}}``.
+
+    Raises:
+        ValueError: ``time_scale`` is not positive, ``vendor_options`` names an
+            unknown vendor, or a vendor rejects an option's value.
+        TypeError: a vendor has no option of that name.
     """
 
     def __init__(
@@ -77,109 +93,119 @@ class Sandbox:
         *,
         time_scale: float = 1.0,
         enforce_limits: bool = True,
-        retry_after: RetryAfterStyle | None = "decimal",
-        soda_limits: Mapping[str, tuple[int, float]] | None = None,
-        kubiya_limits: Sequence[tuple[int, float]] | None = None,
-        kubiya_error_style: ErrorStyle = "code_error",
-        kubiya_helmchart_format: HelmchartFormat = "json",
+        retry_after: RetryAfterStyle | None = "int",
         reference_time: datetime | None = None,
+        vendor_options: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         if time_scale <= 0:
             raise ValueError("time_scale must be positive")
-        unknown = set(soda_limits or ()) - set(SODA_LIMITS)
+        options = dict(vendor_options or {})
+        unknown = set(options) - set(VENDORS)
         if unknown:
-            raise ValueError(f"unknown Soda operations in soda_limits: {sorted(unknown)}")
+            raise ValueError(
+                f"unknown vendors in vendor_options: {sorted(unknown)}; known: {sorted(VENDORS)}"
+            )
         self.seed = seed
-        self.reference_time = reference_time
-        self.soda_orgs: dict[str, SodaOrg] = {}
-        self.kubiya_orgs: dict[str, KubiyaOrg] = {}
         self.faults = FaultSet(seed)
         self.requests: list[RequestRecord] = []
         self.base_url: str | None = None
-        self._settings = Settings(time_scale, enforce_limits, retry_after)
-        self._soda = SodaService(
-            self.soda_orgs, self._settings, {**SODA_LIMITS, **(soda_limits or {})}
-        )
-        self._kubiya = KubiyaService(
-            self.kubiya_orgs,
-            self._settings,
-            tuple(kubiya_limits) if kubiya_limits is not None else KUBIYA_LIMITS,
-            error_style=kubiya_error_style,
-            helmchart_format=kubiya_helmchart_format,
-        )
-        self._services: dict[Vendor, Service] = {"soda": self._soda, "kubiya": self._kubiya}
+        self._settings = Settings(seed, time_scale, enforce_limits, retry_after, reference_time)
+        self._services: dict[str, Service] = {
+            name: _service_class(entry.sandbox)(self._settings, **options.get(name, {}))
+            for name, entry in VENDORS.items()
+        }
+        # The loop and thread serving, so that calls from other threads run there.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: int | None = None
 
     def __repr__(self) -> str:
-        return (
-            f"Sandbox(seed={self.seed}, soda_orgs={list(self.soda_orgs)}, "
-            f"kubiya_orgs={list(self.kubiya_orgs)}, base_url={self.base_url!r})"
-        )
+        orgs = {name: list(service.orgs) for name, service in self._services.items()}
+        return f"Sandbox(seed={self.seed}, orgs={orgs}, base_url={self.base_url!r})"
 
     @classmethod
     def demo(cls, seed: int = 0, **options: Any) -> Sandbox:
-        """A seeded demo fleet.
+        """A seeded demo fleet: every vendor's ``demo()`` orgs.
 
-        Soda orgs ``soda-eu`` (3000 runners) and ``soda-us`` (1500), and Kubiya
-        org ``kubiya-prod`` (40 runners, 8 of them degraded, non-responsive or
-        not reporting). ``options`` go to the constructor.
+        ``options`` go to the constructor.
         """
         sandbox = cls(seed, **options)
-        sandbox.add_soda_org("soda-eu", runners=3000)
-        sandbox.add_soda_org("soda-us", runners=1500)
-        sandbox.add_kubiya_org("kubiya-prod", runners=40, unhealthy=8)
+        for service in sandbox._services.values():
+            service.demo()
         return sandbox
 
-    def add_soda_org(
-        self,
-        name: str,
-        runners: int = 0,
-        *,
-        api_key_id: str | None = None,
-        api_key_secret: str | None = None,
-        token: str | None = None,
-    ) -> SodaOrg:
-        """Add a Soda org with ``runners`` seeded runners (the first ``SODA_HOSTED``).
+    @property
+    def vendors(self) -> tuple[str, ...]:
+        """The emulated vendors' names, in registry order."""
+        return tuple(self._services)
 
-        Credentials not given are derived from the seed and ``name``.
+    def service(self, vendor: str) -> Service:
+        """The service emulating ``vendor``; its ``orgs`` hold each org's state.
+
+        Raises:
+            KeyError: ``vendor`` is not registered.
         """
-        self._check_new(name, self.soda_orgs)
-        org = SodaOrg.seeded(
-            name,
-            self.seed,
-            runners,
-            api_key_id=api_key_id,
-            api_key_secret=api_key_secret,
-            token=token,
-            reference_time=self.reference_time,
-        )
-        self.soda_orgs[name] = org
-        return org
+        try:
+            return self._services[vendor]
+        except KeyError:
+            raise KeyError(f"unknown vendor {vendor!r}; known: {sorted(self._services)}") from None
 
-    def add_kubiya_org(
-        self,
-        name: str,
-        runners: int = 0,
-        *,
-        unhealthy: int = 0,
-        api_key: str | None = None,
-    ) -> KubiyaOrg:
-        """Add a Kubiya org with ``runners`` seeded runners, ``unhealthy`` of them not ``ok``.
+    def add_org(self, vendor: str, name: str, runners: int = 0, **options: Any) -> Any:
+        """Add an org of ``vendor`` with ``runners`` seeded runners; returns the org object.
 
-        The key, if not given, is derived from the seed and ``name``.
+        ``options`` are the vendor's own (e.g. Kubiya's ``unhealthy=3``, Soda's
+        ``api_key_id=...``). Safe to call from any thread while serving.
+
+        Raises:
+            KeyError: ``vendor`` is not registered.
+            ValueError: the org exists, or an option is invalid.
         """
-        self._check_new(name, self.kubiya_orgs)
-        org = KubiyaOrg.seeded(name, self.seed, runners, unhealthy=unhealthy, api_key=api_key)
-        self.kubiya_orgs[name] = org
-        return org
+        service = self.service(vendor)
+        return self._on_server(lambda: service.add_org(name, runners, **options))
 
-    @staticmethod
-    def _check_new(name: str, orgs: Mapping[str, object]) -> None:
-        if name in orgs:
-            raise ValueError(f"org {name!r} already exists")
+    def accounts(self) -> list[SandboxAccount]:
+        """Every org's credentials and options, vendor by vendor in registry order."""
+        return [
+            service.account(org)
+            for service in self._services.values()
+            for org in list(service.orgs)
+        ]
+
+    def url(self, vendor: str) -> str:
+        """The base URL serving ``vendor`` alone: ``f"{base_url}/{vendor}"``.
+
+        Raises:
+            KeyError: ``vendor`` is not registered.
+            RuntimeError: the sandbox is not serving.
+        """
+        self.service(vendor)
+        if self.base_url is None:
+            raise RuntimeError("the sandbox is not serving; use serve() or serve_in_thread()")
+        return f"{self.base_url}/{vendor}"
+
+    def _on_server(self, call: Callable[[], _T]) -> _T:
+        """``call()`` on the serving loop's thread, so state never changes under a handler."""
+        loop = self._loop
+        if loop is None or self._thread == threading.get_ident():
+            return call()
+        done: concurrent.futures.Future[_T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                done.set_result(call())
+            except Exception as exc:
+                done.set_exception(exc)
+
+        loop.call_soon_threadsafe(run)
+        return done.result()
 
     def make_app(self) -> web.Application:
         """A new application serving this sandbox's state; every call shares it."""
         app = web.Application(middlewares=[self._middleware])
+        # Prefixes first, so that no vendor's root route can capture ``/{vendor}/...``.
+        for name, service in self._services.items():
+            mounted = web.Application()
+            mounted.router.add_routes(service.routes())
+            app.add_subapp(f"/{name}", mounted)
         for service in self._services.values():
             app.router.add_routes(service.routes())
         app.on_response_prepare.append(self._decorate)
@@ -205,16 +231,57 @@ class Sandbox:
             bound_host, bound_port = runner.addresses[0][:2]
             shown = f"[{bound_host}]" if ":" in bound_host else bound_host
             self.base_url = f"http://{shown}:{bound_port}"
+            self._loop, self._thread = asyncio.get_running_loop(), threading.get_ident()
             yield self.base_url
         finally:
             self.base_url = None
+            self._loop = self._thread = None
             await runner.cleanup()
+
+    @contextmanager
+    def serve_in_thread(self, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+        """Serve from a thread with its own event loop for the ``with`` body.
+
+        For synchronous code and for tests on any event loop (or none):
+        clients reach it over loopback as usual. :meth:`add_org` and
+        :meth:`reset_limits` may be called from any thread meanwhile.
+
+        Yields:
+            The base URL; also in ``base_url``.
+        """
+        ready = threading.Event()
+        started: dict[str, Any] = {}
+
+        async def main() -> None:
+            stop = asyncio.Event()
+            try:
+                async with self.serve(host, port) as url:
+                    started.update(url=url, stop=stop, loop=asyncio.get_running_loop())
+                    ready.set()
+                    await stop.wait()
+            except Exception as exc:
+                started["error"] = exc
+                ready.set()
+
+        thread = threading.Thread(
+            target=asyncio.run, args=(main(),), name="runnerhub-sandbox", daemon=True
+        )
+        thread.start()
+        ready.wait()
+        if "error" in started:
+            thread.join()
+            raise started["error"]
+        try:
+            yield started["url"]
+        finally:
+            started["loop"].call_soon_threadsafe(started["stop"].set)
+            thread.join()
 
     def count(
         self,
         *,
         status: int | None = None,
-        vendor: Vendor | None = None,
+        vendor: str | None = None,
         operation: str | None = None,
         org: str | None = None,
         fault: str | None = None,
@@ -230,7 +297,7 @@ class Sandbox:
         wanted = {field: value for field, value in given.items() if value is not None}
         return sum(1 for r in self.requests if all(getattr(r, f) == v for f, v in wanted.items()))
 
-    def max_in_window(self, vendor: Vendor, operation: str, period_seconds: float) -> int:
+    def max_in_window(self, vendor: str, operation: str, period_seconds: float) -> int:
         """The most non-429 requests of one credential in any window of ``period_seconds``.
 
         Windows are half-open like the server's: requests ``period_seconds`` apart
@@ -253,23 +320,41 @@ class Sandbox:
 
     def reset_limits(self) -> None:
         """Forget every rate-limit window, as if the sandbox had just started."""
-        self._settings.limiter.clear()
+        self._on_server(self._settings.limiter.clear)
+
+    def _route(self, request: web.Request) -> tuple[Service, str, str, str] | None:
+        """``(service, mount, path, operation)`` of a request, ``None`` if off every vendor."""
+        path = request.path
+        mount = ""
+        service: Service | None = None
+        first = path.split("/", 2)[1]
+        if first in self._services and path[len(first) + 1 : len(first) + 2] in ("", "/"):
+            mount, service = f"/{first}", self._services[first]
+            path = path[len(mount) :] or "/"
+        route_name = request.match_info.route.name or ""
+        vendor_name, _, operation = route_name.partition(".")
+        if service is None:
+            service = self._services.get(vendor_name) if operation else None
+        if service is None:
+            service = next((s for s in self._services.values() if path.startswith(s.prefix)), None)
+        if service is None:
+            return None
+        return service, mount, path, operation if vendor_name == service.vendor else "unknown"
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        path = request.path
-        service = next((s for s in self._services.values() if path.startswith(s.prefix)), None)
-        if service is None:
+        routed = self._route(request)
+        if routed is None:
             return await handler(request)
-        route_name = request.match_info.route.name or ""
-        vendor_name, _, operation = route_name.partition(".")
+        service, mount, path, operation = routed
         exchange = Exchange(
             vendor=service.vendor,
             arrival=time.monotonic(),
             method=request.method,
             path=path,
-            operation=operation if vendor_name == service.vendor else "unknown",
+            operation=operation,
             credential=service.credential_id(request),
+            mount=mount,
         )
         request[EXCHANGE] = exchange
         fault = self.faults.pick(service.vendor, request.method, path)

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import attrs
 from aiohttp import web
 
 from ._window import Limiter, RetryAfterStyle, retry_after_value
 
-Vendor = Literal["soda", "kubiya"]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -21,7 +20,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class Exchange:
     """What the sandbox learns about one request while serving it."""
 
-    vendor: Vendor
+    vendor: str
     arrival: float
     method: str
     path: str
@@ -35,6 +34,8 @@ class Exchange:
     status: int | None = None
     # The response poses as a proxy's page, so it carries no vendor headers.
     proxy: bool = False
+    # Path prefix the vendor was reached under: "" at the root, "/kubiya" under its own.
+    mount: str = ""
 
 
 EXCHANGE = web.RequestKey("runnerhub_sandbox_exchange", Exchange)
@@ -42,11 +43,22 @@ EXCHANGE = web.RequestKey("runnerhub_sandbox_exchange", Exchange)
 
 @attrs.frozen
 class Settings:
-    """Knobs shared by both vendor emulators."""
+    """What every vendor emulator shares: the seed, the clock scale, limits and their answers.
 
+    Attributes:
+        seed: Seeds every generated credential and runner.
+        time_scale: Divides every rate-limit period.
+        enforce_limits: Answer 429 past a limit; if false, only record.
+        retry_after: ``Retry-After`` style on limit 429s, or ``None`` for no header.
+        reference_time: Instant seeded timestamps are relative to (``None``: now).
+        limiter: The sliding windows of every vendor, keyed by vendor and credential.
+    """
+
+    seed: int = 0
     time_scale: float = 1.0
     enforce_limits: bool = True
-    retry_after: RetryAfterStyle | None = "decimal"
+    retry_after: RetryAfterStyle | None = "int"
+    reference_time: datetime | None = None
     limiter: Limiter = attrs.field(factory=Limiter, eq=False)
 
     def scaled(self, limit: int, period: float) -> tuple[int, float]:
@@ -60,11 +72,53 @@ class Settings:
         return {"Retry-After": retry_after_value(seconds, self.retry_after, time.time())}
 
 
-class Service(Protocol):
-    """One emulated vendor: its routes, credentials, limits and error bodies."""
+@attrs.frozen
+class SandboxAccount:
+    """What a client needs to talk to one emulated account.
 
-    vendor: Vendor
+    Attributes:
+        vendor: The vendor's registry name, e.g. ``"soda"``.
+        name: The org's name in the sandbox, used as the account label.
+        credentials: Provider constructor keyword -> value, e.g. ``{"api_key": ...}``.
+        options: Vendor options, e.g. ``{"org": "acme"}``; may be empty.
+    """
+
+    vendor: str
+    name: str
+    credentials: Mapping[str, str] = attrs.field(repr=False)
+    options: Mapping[str, str] = attrs.field(factory=dict)
+
+
+class Service(Protocol):
+    """One emulated vendor: its orgs, routes, credentials, limits and error bodies.
+
+    A service is built as ``Service(settings, **vendor_options)``; the options
+    are the vendor's own (limits, error styles, strictness).
+    """
+
+    vendor: str
+    # Where the vendor's paths start when served at the root, e.g. "/api/v1/".
     prefix: str
+
+    @property
+    def orgs(self) -> Mapping[str, Any]:
+        """Org name -> the vendor's org object, in the order they were added."""
+        ...
+
+    # Called as ``add_org(name, runners=0, **options)``, returning the vendor's org
+    # object; declared as a callable so each vendor can type its own options.
+    @property
+    def add_org(self) -> Callable[..., Any]:
+        """Add an org with ``runners`` seeded runners; raises ``ValueError`` if it exists."""
+        ...
+
+    def account(self, org_name: str) -> SandboxAccount:
+        """The credentials and options a client uses for org ``org_name``."""
+        ...
+
+    def demo(self) -> None:
+        """Add this vendor's orgs of the demo fleet."""
+        ...
 
     def routes(self) -> list[web.RouteDef]:
         """The vendor's routes; each route's name is ``"<vendor>.<operation>"``."""
@@ -95,6 +149,27 @@ class Service(Protocol):
     def unknown_enum(self, payload: Any) -> Any:
         """``payload`` with enum values replaced by ones the spec does not list."""
         ...
+
+
+def exception_response(
+    service: Service, exc: web.HTTPException, message: str | None = None
+) -> web.Response:
+    """``exc`` (a route miss or a rejected method) as the vendor's error body.
+
+    ``message`` defaults to the reason phrase. ``Allow`` survives, as RFC 9110
+    requires on a 405.
+    """
+    response = service.error(exc.status, exc.reason if message is None else message)
+    allow = exc.headers.get("Allow")
+    if allow is not None:
+        response.headers["Allow"] = allow
+    return response
+
+
+def check_new_org(name: str, orgs: Mapping[str, object]) -> None:
+    """Raise ``ValueError`` if ``orgs`` already has an org called ``name``."""
+    if name in orgs:
+        raise ValueError(f"org {name!r} already exists")
 
 
 def credential_id(secret: str) -> str:

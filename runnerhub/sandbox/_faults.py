@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import attrs
 from aiohttp import web
 
-from ._common import Exchange, Handler, Service, Vendor, html_page
+from ._common import Exchange, Handler, Service, html_page
 
 MALFORMED_BODY = b'{"content": ['
 
@@ -57,8 +57,9 @@ class Fault:
     Args:
         kind: What to do.
         method: Only this HTTP method (any case); ``None`` for all.
-        path: Prefix of the decoded request path, or a compiled regex searched in it.
-        vendor: Only ``"soda"`` or ``"kubiya"`` requests.
+        path: Prefix of the decoded request path, or a compiled regex searched in it;
+            the path is the vendor's own, without a ``/{vendor}`` mount prefix.
+        vendor: Only requests to this vendor, e.g. ``"soda"``.
         times: Hit only the next ``times`` matching requests; ``None`` for every one.
         probability: Chance that a matching request is hit (seeded by the sandbox).
         status: Status code for ``STATUS``.
@@ -70,7 +71,7 @@ class Fault:
     kind: FaultKind
     method: str | None = attrs.field(default=None, kw_only=True)
     path: str | re.Pattern[str] | None = attrs.field(default=None, kw_only=True)
-    vendor: Vendor | None = attrs.field(default=None, kw_only=True)
+    vendor: str | None = attrs.field(default=None, kw_only=True)
     times: int | None = attrs.field(default=None, kw_only=True)
     probability: float = attrs.field(default=1.0, kw_only=True, validator=_check_probability)
     status: int = attrs.field(default=503, kw_only=True)
@@ -88,7 +89,7 @@ class Fault:
         """The effective ``delay``."""
         return self.delay if self.delay is not None else _DEFAULT_DELAY.get(self.kind, 0.0)
 
-    def matches(self, vendor: Vendor, method: str, path: str) -> bool:
+    def matches(self, vendor: str, method: str, path: str) -> bool:
         """Whether a request falls under this rule, ignoring ``times`` and ``probability``."""
         if self.vendor is not None and self.vendor != vendor:
             return False
@@ -110,7 +111,7 @@ class RandomFaults:
     statuses: tuple[int, ...]
     delay: float
     stall: float
-    vendor: Vendor | None = None
+    vendor: str | None = None
     method: str | None = None
     path: str | re.Pattern[str] | None = None
     _rng: random.Random = attrs.field(factory=random.Random, repr=False)
@@ -121,7 +122,7 @@ class RandomFaults:
             FaultKind.STATUS, vendor=self.vendor, method=self.method, path=self.path
         )
 
-    def draw(self, vendor: Vendor, method: str, path: str) -> Fault | None:
+    def draw(self, vendor: str, method: str, path: str) -> Fault | None:
         """A fault for this request, or ``None``; the rule's own RNG keeps runs repeatable."""
         if not self._scope.matches(vendor, method, path) or self._rng.random() >= self.rate:
             return None
@@ -176,7 +177,7 @@ class FaultSet:
         statuses: Sequence[int] = (500, 502, 503, 504),
         delay: float = 0.05,
         stall: float = 1.0,
-        vendor: Vendor | None = None,
+        vendor: str | None = None,
         method: str | None = None,
         path: str | re.Pattern[str] | None = None,
     ) -> RandomFaults:
@@ -227,7 +228,7 @@ class FaultSet:
     def __len__(self) -> int:
         return len(self._rules) + len(self._random)
 
-    def pick(self, vendor: Vendor, method: str, path: str) -> Fault | None:
+    def pick(self, vendor: str, method: str, path: str) -> Fault | None:
         """The fault hitting this request, consuming one of its ``times``."""
         for rule in self._rules:
             if not rule.matches(vendor, method, path):

@@ -7,6 +7,7 @@ import binascii
 import os
 import random
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
@@ -17,9 +18,11 @@ from aiohttp import web
 from ._common import (
     Exchange,
     Handler,
+    SandboxAccount,
     Settings,
-    Vendor,
+    check_new_org,
     credential_id,
+    exception_response,
     is_int32,
     reason,
     rfc3339,
@@ -226,20 +229,79 @@ SODA_ORG = web.RequestKey("runnerhub_sandbox_soda_org", SodaOrg)
 
 
 class SodaService:
-    """Routes, auth and limits of ``/api/v1/runners``."""
+    """Routes, auth and limits of ``/api/v1/runners``, and the orgs behind them.
 
-    vendor: Vendor = "soda"
+    Args:
+        settings: What every vendor of the sandbox shares.
+        limits: Per-operation ``(max_requests, period_seconds)`` replacing
+            Soda's published ones, e.g. ``{"get_runner": (5, 0.5)}``.
+
+    Raises:
+        ValueError: ``limits`` names an operation Soda does not limit.
+    """
+
+    vendor = "soda"
     prefix = "/api/v1/"
 
     def __init__(
-        self,
-        orgs: dict[str, SodaOrg],
-        settings: Settings,
-        limits: dict[str, tuple[int, float]],
+        self, settings: Settings, *, limits: Mapping[str, tuple[int, float]] | None = None
     ) -> None:
-        self._orgs = orgs
+        unknown = set(limits or ()) - set(SODA_LIMITS)
+        if unknown:
+            raise ValueError(f"unknown Soda operations in limits: {sorted(unknown)}")
+        self._orgs: dict[str, SodaOrg] = {}
         self._settings = settings
-        self._limits = {op: settings.scaled(*spec) for op, spec in limits.items()}
+        merged = {**SODA_LIMITS, **(limits or {})}
+        self._limits = {op: settings.scaled(*spec) for op, spec in merged.items()}
+
+    @property
+    def orgs(self) -> dict[str, SodaOrg]:
+        """Org name -> org, in the order they were added; remove one with ``del``."""
+        return self._orgs
+
+    def add_org(
+        self,
+        name: str,
+        runners: int = 0,
+        *,
+        api_key_id: str | None = None,
+        api_key_secret: str | None = None,
+        token: str | None = None,
+    ) -> SodaOrg:
+        """Add a Soda org with ``runners`` seeded runners (the first ``SODA_HOSTED``).
+
+        Credentials not given are derived from the seed and ``name``.
+
+        Raises:
+            ValueError: an org called ``name`` exists.
+        """
+        check_new_org(name, self._orgs)
+        org = SodaOrg.seeded(
+            name,
+            self._settings.seed,
+            runners,
+            api_key_id=api_key_id,
+            api_key_secret=api_key_secret,
+            token=token,
+            reference_time=self._settings.reference_time,
+        )
+        self._orgs[name] = org
+        return org
+
+    def account(self, org_name: str) -> SandboxAccount:
+        """The API key pair of ``org_name`` (``KeyError`` if unknown)."""
+        org = self._orgs[org_name]
+        return SandboxAccount(
+            self.vendor,
+            org.name,
+            {"api_key_id": org.api_key_id, "api_key_secret": org.api_key_secret},
+            {},
+        )
+
+    def demo(self) -> None:
+        """Orgs ``soda-eu`` (3000 runners) and ``soda-us`` (1500)."""
+        self.add_org("soda-eu", runners=3000)
+        self.add_org("soda-us", runners=1500)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -273,7 +335,7 @@ class SodaService:
 
     def _authenticate(self, request: web.Request) -> SodaOrg | None:
         presented = self._presented(request)
-        for org in self._orgs.values():
+        for org in list(self._orgs.values()):
             if presented in (
                 ("basic", f"{org.api_key_id}:{org.api_key_secret}"),
                 ("cookie", org.token),
@@ -304,7 +366,7 @@ class SodaService:
         try:
             return await handler(request)
         except web.HTTPException as exc:
-            return self.error(exc.status, exc.reason)
+            return exception_response(self, exc)
 
     def error(self, status: int, message: str) -> web.Response:
         code = _ERROR_CODES.get(status, reason(status).lower().replace(" ", "_"))

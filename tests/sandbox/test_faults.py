@@ -19,7 +19,7 @@ def basic(org: SodaOrg) -> dict[str, str]:
 def soda_sandbox(**options: object) -> tuple[Sandbox, SodaOrg]:
     """A sandbox with one small Soda org."""
     sandbox = Sandbox(seed=1, **options)  # type: ignore[arg-type]
-    return sandbox, sandbox.add_soda_org("acme-eu", runners=3)
+    return sandbox, sandbox.add_org("soda", "acme-eu", runners=3)
 
 
 async def test_status_fault_fires_times_then_stops(http: aiohttp.ClientSession) -> None:
@@ -57,7 +57,7 @@ async def test_status_fault_with_retry_after_and_body(http: aiohttp.ClientSessio
 
 async def test_faults_come_before_auth_and_limits(http: aiohttp.ClientSession) -> None:
     """A faulted request needs no valid credential and uses no limit budget."""
-    sandbox, org = soda_sandbox(soda_limits={"list_runners": (1, 5.0)})
+    sandbox, org = soda_sandbox(vendor_options={"soda": {"limits": {"list_runners": (1, 5.0)}}})
     sandbox.faults.add(Fault(FaultKind.STATUS, status=500, times=3))
     async with sandbox.serve() as url:
         statuses = []
@@ -70,7 +70,7 @@ async def test_faults_come_before_auth_and_limits(http: aiohttp.ClientSession) -
 async def test_fault_filters(http: aiohttp.ClientSession) -> None:
     """Method, path prefix, regex and vendor each narrow which requests a fault hits."""
     sandbox, org = soda_sandbox()
-    kubiya = sandbox.add_kubiya_org("kubiya-prod", runners=1)
+    kubiya = sandbox.add_org("kubiya", "kubiya-prod", runners=1)
     sandbox.faults.add(Fault(FaultKind.STATUS, status=502, method="POST"))
     sandbox.faults.add(Fault(FaultKind.STATUS, status=504, path=re.compile(r"/runners/[^/]+$")))
     sandbox.faults.add(Fault(FaultKind.STATUS, status=500, vendor="kubiya"))
@@ -187,7 +187,7 @@ async def test_truncated_body(http: aiohttp.ClientSession) -> None:
 async def test_wrong_shape(http: aiohttp.ClientSession) -> None:
     """WRONG_SHAPE is valid JSON that does not fit: an object for a list and vice versa."""
     sandbox, org = soda_sandbox()
-    kubiya = sandbox.add_kubiya_org("kubiya-prod", runners=1)
+    kubiya = sandbox.add_org("kubiya", "kubiya-prod", runners=1)
     sandbox.faults.add(Fault(FaultKind.WRONG_SHAPE, times=3))
     kubiya_key = {"Authorization": f"UserKey {kubiya.api_key}"}
     async with sandbox.serve() as url:
@@ -202,7 +202,7 @@ async def test_wrong_shape(http: aiohttp.ClientSession) -> None:
 async def test_unknown_enum_values(http: aiohttp.ClientSession) -> None:
     """UNKNOWN_ENUM serves real data with enum values outside the spec."""
     sandbox, org = soda_sandbox()
-    kubiya = sandbox.add_kubiya_org("kubiya-prod", runners=2)
+    kubiya = sandbox.add_org("kubiya", "kubiya-prod", runners=2)
     sandbox.faults.add(Fault(FaultKind.UNKNOWN_ENUM))
     kubiya_key = {"Authorization": f"UserKey {kubiya.api_key}"}
     async with sandbox.serve() as url:

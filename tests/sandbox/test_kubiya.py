@@ -62,7 +62,7 @@ def assert_runner(runner: dict[str, Any]) -> None:
 async def test_list_is_a_bare_array_of_runner_objects(http: aiohttp.ClientSession) -> None:
     """GET /api/v3/runners returns a JSON array of §3.1 objects with realistic variety."""
     sandbox = Sandbox(seed=2)
-    org = sandbox.add_kubiya_org("kubiya-prod", runners=50, unhealthy=5)
+    org = sandbox.add_org("kubiya", "kubiya-prod", runners=50, unhealthy=5)
     async with sandbox.serve() as url, http.get(f"{url}/api/v3/runners", headers=key(org)) as resp:
         assert resp.status == 200
         runners = await resp.json()
@@ -81,17 +81,28 @@ async def test_list_is_a_bare_array_of_runner_objects(http: aiohttp.ClientSessio
     assert sum(1 for state in org.health.values() if state != "ok") == 5
 
 
-async def test_userkey_and_bearer_auth(http: aiohttp.ClientSession) -> None:
-    """Both ``UserKey`` and ``Bearer`` carry the key; each key selects its org."""
+async def test_userkey_auth_selects_the_org(http: aiohttp.ClientSession) -> None:
+    """``UserKey <key>`` carries the key (any case of the scheme); each key selects its org."""
     sandbox = Sandbox()
-    prod = sandbox.add_kubiya_org("kubiya-prod", runners=3)
-    dev = sandbox.add_kubiya_org("kubiya-dev", runners=5, api_key="dev-key")
+    prod = sandbox.add_org("kubiya", "kubiya-prod", runners=3)
+    dev = sandbox.add_org("kubiya", "kubiya-dev", runners=5, api_key="dev-key")
     async with sandbox.serve() as url:
         async with http.get(f"{url}/api/v3/runners", headers=key(prod)) as resp:
             assert len(await resp.json()) == 3
-        async with http.get(f"{url}/api/v3/runners", headers=key(dev, "Bearer")) as resp:
+        async with http.get(f"{url}/api/v3/runners", headers=key(dev, "userkey")) as resp:
             assert len(await resp.json()) == 5
     assert [r.org for r in sandbox.requests] == ["kubiya-prod", "kubiya-dev"]
+
+
+async def test_bearer_api_key_is_refused(http: aiohttp.ClientSession) -> None:
+    """``Bearer <key>`` is a 401, as Kubiya's docs say it is wrong for API keys."""
+    sandbox = Sandbox()
+    org = sandbox.add_org("kubiya", "kubiya-prod", runners=3)
+    async with (
+        sandbox.serve() as url,
+        http.get(f"{url}/api/v3/runners", headers=key(org, "Bearer")) as resp,
+    ):
+        assert resp.status == 401
 
 
 @pytest.mark.parametrize(
@@ -106,7 +117,7 @@ async def test_userkey_and_bearer_auth(http: aiohttp.ClientSession) -> None:
 async def test_bad_key_is_401(http: aiohttp.ClientSession, headers: dict[str, str]) -> None:
     """Missing or wrong keys get 401 in the default ``{code, error}`` style."""
     sandbox = Sandbox()
-    sandbox.add_kubiya_org("kubiya-prod", runners=1)
+    sandbox.add_org("kubiya", "kubiya-prod", runners=1)
     async with sandbox.serve() as url, http.get(f"{url}/api/v3/runners", headers=headers) as resp:
         assert resp.status == 401
         assert await resp.json() == {"code": 401, "error": "invalid or missing API key"}
@@ -115,7 +126,7 @@ async def test_bad_key_is_401(http: aiohttp.ClientSession, headers: dict[str, st
 async def test_describe_and_unknown_runner(http: aiohttp.ClientSession) -> None:
     """Describe returns the list object; an unknown name is 404 "runner not found"."""
     sandbox = Sandbox()
-    org = sandbox.add_kubiya_org("kubiya-prod", runners=4)
+    org = sandbox.add_org("kubiya", "kubiya-prod", runners=4)
     name = list(org.runners)[2]
     async with sandbox.serve() as url:
         async with http.get(f"{url}/api/v3/runners/{name}/describe", headers=key(org)) as resp:
@@ -129,7 +140,7 @@ async def test_describe_and_unknown_runner(http: aiohttp.ClientSession) -> None:
 async def test_health_follows_the_org_state(http: aiohttp.ClientSession) -> None:
     """``/health`` reports ok, degraded and non-responsive as clients read them; missing is 503."""
     sandbox = Sandbox()
-    org = sandbox.add_kubiya_org("kubiya-prod", runners=4)
+    org = sandbox.add_org("kubiya", "kubiya-prod", runners=4)
     names = list(org.runners)
     org.set_health(names[1], "degraded")
     org.set_health(names[2], "non-responsive")
@@ -162,7 +173,7 @@ async def test_health_follows_the_org_state(http: aiohttp.ClientSession) -> None
 async def test_create_returns_a_capability_url(http: aiohttp.ClientSession) -> None:
     """Create answers ``{"url"}``; the same name gives the same URL, which needs no auth."""
     sandbox = Sandbox()
-    org = sandbox.add_kubiya_org("kubiya-prod", runners=1)
+    org = sandbox.add_org("kubiya", "kubiya-prod", runners=1)
     async with sandbox.serve() as url:
         urls = []
         for body in (None, {}, {"managed_by": "terraform", "task_id": "t-1"}, ["anything"]):
@@ -201,7 +212,7 @@ async def test_create_returns_a_capability_url(http: aiohttp.ClientSession) -> N
 async def test_create_keeps_terraform_fields(http: aiohttp.ClientSession) -> None:
     """A TF-style body sets ``managed_by`` and ``task_id`` on the new runner."""
     sandbox = Sandbox()
-    org = sandbox.add_kubiya_org("kubiya-prod")
+    org = sandbox.add_org("kubiya", "kubiya-prod")
     body = {"managed_by": "terraform", "task_id": "task-42"}
     async with (
         sandbox.serve() as url,
@@ -213,10 +224,10 @@ async def test_create_keeps_terraform_fields(http: aiohttp.ClientSession) -> Non
 
 
 @pytest.mark.parametrize("name", ["Upper", "under_score", "a" * 64, "dot.ted"])
-async def test_create_validates_the_name(http: aiohttp.ClientSession, name: str) -> None:
-    """Names must be 1-63 characters of a-z, 0-9 and '-'."""
-    sandbox = Sandbox()
-    org = sandbox.add_kubiya_org("kubiya-prod")
+async def test_strict_create_validates_the_name(http: aiohttp.ClientSession, name: str) -> None:
+    """With ``strict=True``, names must be 1-63 characters of a-z, 0-9 and '-'."""
+    sandbox = Sandbox(vendor_options={"kubiya": {"strict": True}})
+    org = sandbox.add_org("kubiya", "kubiya-prod")
     async with (
         sandbox.serve() as url,
         http.post(f"{url}/api/v3/runners/{name}", headers=key(org)) as resp,
@@ -225,10 +236,21 @@ async def test_create_validates_the_name(http: aiohttp.ClientSession, name: str)
     assert not org.runners
 
 
+async def test_create_takes_any_name_by_default(http: aiohttp.ClientSession) -> None:
+    """Kubiya's docs state no name rule, so by default any path segment names a runner."""
+    sandbox = Sandbox()
+    org = sandbox.add_org("kubiya", "kubiya-prod")
+    async with sandbox.serve() as url:
+        for name in ("Upper", "under_score", "dot.ted"):
+            async with http.post(f"{url}/api/v3/runners/{name}", headers=key(org)) as resp:
+                assert resp.status == 200
+    assert list(org.runners) == ["Upper", "under_score", "dot.ted"]
+
+
 async def test_create_rejects_a_non_json_body(http: aiohttp.ClientSession) -> None:
     """A body that is not JSON is a 400."""
     sandbox = Sandbox()
-    org = sandbox.add_kubiya_org("kubiya-prod")
+    org = sandbox.add_org("kubiya", "kubiya-prod")
     async with (
         sandbox.serve() as url,
         http.post(f"{url}/api/v3/runners/x", data=b"{", headers=key(org)) as resp,
@@ -239,7 +261,7 @@ async def test_create_rejects_a_non_json_body(http: aiohttp.ClientSession) -> No
 async def test_delete_has_an_empty_body(http: aiohttp.ClientSession) -> None:
     """Delete answers 200 with no body, then 404; the manifest key dies with the runner."""
     sandbox = Sandbox()
-    org = sandbox.add_kubiya_org("kubiya-prod", runners=2)
+    org = sandbox.add_org("kubiya", "kubiya-prod", runners=2)
     name = list(org.runners)[1]
     async with sandbox.serve() as url:
         async with http.post(f"{url}/api/v3/runners/{name}", headers=key(org)) as resp:
@@ -258,7 +280,7 @@ async def test_delete_has_an_empty_body(http: aiohttp.ClientSession) -> None:
 async def test_update_description(http: aiohttp.ClientSession) -> None:
     """PUT description returns the updated object; a missing or non-string one is 400."""
     sandbox = Sandbox()
-    org = sandbox.add_kubiya_org("kubiya-prod", runners=2)
+    org = sandbox.add_org("kubiya", "kubiya-prod", runners=2)
     name = list(org.runners)[1]
     path = f"/api/v3/runners/description/{name}"
     async with sandbox.serve() as url:
@@ -279,7 +301,7 @@ async def test_update_description(http: aiohttp.ClientSession) -> None:
 async def test_helmchart_values(http: aiohttp.ClientSession) -> None:
     """``/helmchart`` returns the §3.7 Helm values with JWT-shaped NATS credentials."""
     sandbox = Sandbox()
-    org = sandbox.add_kubiya_org("kubiya-prod", runners=2)
+    org = sandbox.add_org("kubiya", "kubiya-prod", runners=2)
     name = list(org.runners)[1]
     async with sandbox.serve() as url:
         async with http.get(f"{url}/api/v3/runners/helmchart/{name}", headers=key(org)) as resp:
@@ -302,9 +324,9 @@ async def test_helmchart_values(http: aiohttp.ClientSession) -> None:
 
 
 async def test_helmchart_as_tgz(http: aiohttp.ClientSession) -> None:
-    """``kubiya_helmchart_format="tgz"`` serves a gzip'd chart holding the same values."""
-    sandbox = Sandbox(kubiya_helmchart_format="tgz")
-    org = sandbox.add_kubiya_org("kubiya-prod", runners=1)
+    """Kubiya's ``helmchart_format="tgz"`` serves a gzip'd chart holding the same values."""
+    sandbox = Sandbox(vendor_options={"kubiya": {"helmchart_format": "tgz"}})
+    org = sandbox.add_org("kubiya", "kubiya-prod", runners=1)
     async with (
         sandbox.serve() as url,
         http.get(f"{url}/api/v3/runners/helmchart/kubiya-hosted", headers=key(org)) as resp,
@@ -318,9 +340,9 @@ async def test_helmchart_as_tgz(http: aiohttp.ClientSession) -> None:
 
 
 async def test_ops(http: aiohttp.ClientSession) -> None:
-    """restart/stop/start succeed; other, missing or malformed operations are 400."""
-    sandbox = Sandbox()
-    org = sandbox.add_kubiya_org("kubiya-prod", runners=1)
+    """restart/stop/start succeed; with ``strict``, others are 400; malformed bodies always are."""
+    sandbox = Sandbox(vendor_options={"kubiya": {"strict": True}})
+    org = sandbox.add_org("kubiya", "kubiya-prod", runners=1)
     ops = "/api/v3/runners/kubiya-hosted/ops"
     async with sandbox.serve() as url:
         for operation in ("restart", "stop", "start"):
@@ -346,6 +368,22 @@ async def test_ops(http: aiohttp.ClientSession) -> None:
             assert resp.status == 404
 
 
+async def test_ops_pass_any_operation_by_default(http: aiohttp.ClientSession) -> None:
+    """The docs' operations are examples, so by default any named operation is accepted."""
+    sandbox = Sandbox()
+    org = sandbox.add_org("kubiya", "kubiya-prod", runners=1)
+    async with (
+        sandbox.serve() as url,
+        http.post(
+            f"{url}/api/v3/runners/kubiya-hosted/ops",
+            json={"operation": "upgrade"},
+            headers=key(org),
+        ) as resp,
+    ):
+        assert resp.status == 200
+        assert (await resp.json())["operation"] == "upgrade"
+
+
 @pytest.mark.parametrize(
     ("style", "expected"),
     [
@@ -358,9 +396,9 @@ async def test_ops(http: aiohttp.ClientSession) -> None:
 async def test_error_styles(
     http: aiohttp.ClientSession, style: Any, expected: dict[str, Any]
 ) -> None:
-    """Each ``kubiya_error_style`` shapes the 404 body its way."""
-    sandbox = Sandbox(kubiya_error_style=style)
-    org = sandbox.add_kubiya_org("kubiya-prod")
+    """Each Kubiya ``error_style`` shapes the 404 body its way."""
+    sandbox = Sandbox(vendor_options={"kubiya": {"error_style": style}})
+    org = sandbox.add_org("kubiya", "kubiya-prod")
     async with (
         sandbox.serve() as url,
         http.get(f"{url}/api/v3/runners/x/describe", headers=key(org)) as resp,
@@ -370,9 +408,9 @@ async def test_error_styles(
 
 
 async def test_html_error_style(http: aiohttp.ClientSession) -> None:
-    """``kubiya_error_style="html"`` answers errors with a text/html page."""
-    sandbox = Sandbox(kubiya_error_style="html")
-    sandbox.add_kubiya_org("kubiya-prod")
+    """Kubiya's ``error_style="html"`` answers errors with a text/html page."""
+    sandbox = Sandbox(vendor_options={"kubiya": {"error_style": "html"}})
+    sandbox.add_org("kubiya", "kubiya-prod")
     async with sandbox.serve() as url, http.get(f"{url}/api/v3/runners") as resp:
         assert resp.status == 401
         assert resp.content_type == "text/html"
@@ -382,7 +420,7 @@ async def test_html_error_style(http: aiohttp.ClientSession) -> None:
 async def test_encoded_slash_stays_inside_the_name(http: aiohttp.ClientSession) -> None:
     """``%2F`` in a segment is part of the runner name, never a path separator."""
     sandbox = Sandbox()
-    org = sandbox.add_kubiya_org("kubiya-prod", runners=1)
+    org = sandbox.add_org("kubiya", "kubiya-prod", runners=1)
     org.add_runner("a/b")
     org.add_runner("description")
     async with sandbox.serve() as url:
@@ -403,7 +441,7 @@ async def test_encoded_slash_stays_inside_the_name(http: aiohttp.ClientSession) 
 async def test_unknown_route_uses_the_error_style(http: aiohttp.ClientSession) -> None:
     """Off-route paths and methods get the vendor's error body."""
     sandbox = Sandbox()
-    org = sandbox.add_kubiya_org("kubiya-prod")
+    org = sandbox.add_org("kubiya", "kubiya-prod")
     async with sandbox.serve() as url:
         async with http.get(f"{url}/api/v3/runners/a/b/c", headers=key(org)) as resp:
             assert resp.status == 404
@@ -415,8 +453,10 @@ async def test_unknown_route_uses_the_error_style(http: aiohttp.ClientSession) -
 
 async def test_rate_limit_headers_and_burst(http: aiohttp.ClientSession) -> None:
     """Every response reports both windows; the burst window trips first, over all endpoints."""
-    sandbox = Sandbox(kubiya_limits=[(10, 5.0), (3, 0.3)])
-    org = sandbox.add_kubiya_org("kubiya-prod", runners=1)
+    sandbox = Sandbox(
+        retry_after="decimal", vendor_options={"kubiya": {"limits": [(10, 5.0), (3, 0.3)]}}
+    )
+    org = sandbox.add_org("kubiya", "kubiya-prod", runners=1)
     async with sandbox.serve() as url:
         seen = []
         paths = ["/api/v3/runners", "/api/v3/runners/kubiya-hosted/describe"] * 2
@@ -446,9 +486,9 @@ async def test_rate_limit_headers_and_burst(http: aiohttp.ClientSession) -> None
 
 async def test_main_window_limits_across_keys_independently(http: aiohttp.ClientSession) -> None:
     """Each key has its own windows."""
-    sandbox = Sandbox(kubiya_limits=[(2, 5.0)])
-    one = sandbox.add_kubiya_org("one")
-    two = sandbox.add_kubiya_org("two")
+    sandbox = Sandbox(vendor_options={"kubiya": {"limits": [(2, 5.0)]}})
+    one = sandbox.add_org("kubiya", "one")
+    two = sandbox.add_org("kubiya", "two")
     async with sandbox.serve() as url:
         statuses = []
         for org in (one, one, one, two):
@@ -460,16 +500,16 @@ async def test_main_window_limits_across_keys_independently(http: aiohttp.Client
 
 def test_seeding_is_deterministic_and_demo_sized() -> None:
     """The same seed gives the same key and runners; ``demo()`` has the documented fleet."""
-    one = Sandbox(seed=4).add_kubiya_org("k", runners=20, unhealthy=4)
-    two = Sandbox(seed=4).add_kubiya_org("k", runners=20, unhealthy=4)
+    one = Sandbox(seed=4).add_org("kubiya", "k", runners=20, unhealthy=4)
+    two = Sandbox(seed=4).add_org("kubiya", "k", runners=20, unhealthy=4)
     assert one.api_key == two.api_key
     assert one.runners == two.runners
     assert one.health == two.health
     assert one.helm_values("kubiya-hosted") == two.helm_values("kubiya-hosted")
     demo = Sandbox.demo(seed=4)
-    prod = demo.kubiya_orgs["kubiya-prod"]
+    prod = demo.service("kubiya").orgs["kubiya-prod"]
     assert len(prod.runners) == 40
     assert sum(1 for s in prod.health.values() if s != "ok") == 8
     assert prod.health["kubiya-hosted"] == "ok"
     with pytest.raises(ValueError, match="unhealthy"):
-        Sandbox().add_kubiya_org("k", runners=2, unhealthy=2)
+        Sandbox().add_org("kubiya", "k", runners=2, unhealthy=2)

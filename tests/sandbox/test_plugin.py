@@ -1,7 +1,9 @@
-"""Options reach the ``runnerhub_sandbox`` fixture through ``runnerhub_sandbox_options``."""
+"""The ``runnerhub_sandbox`` fixture: options, and sync and async tests alike."""
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from typing import Any
 
 import aiohttp
@@ -13,7 +15,7 @@ from runnerhub.sandbox import Sandbox
 @pytest.fixture
 def runnerhub_sandbox_options() -> dict[str, Any]:
     """Overrides the plugin's options for this module."""
-    return {"seed": 5, "kubiya_error_style": "detail"}
+    return {"seed": 5, "vendor_options": {"kubiya": {"error_style": "detail"}}}
 
 
 async def test_fixture_uses_overridden_options(
@@ -21,8 +23,21 @@ async def test_fixture_uses_overridden_options(
 ) -> None:
     """An overriding ``runnerhub_sandbox_options`` fixture configures the served sandbox."""
     assert runnerhub_sandbox.seed == 5
-    org = runnerhub_sandbox.add_kubiya_org("kubiya-prod")
+    org = runnerhub_sandbox.add_org("kubiya", "kubiya-prod")
     headers = {"Authorization": f"UserKey {org.api_key}"}
-    url = f"{runnerhub_sandbox.base_url}/api/v3/runners/ghost/describe"
+    url = f"{runnerhub_sandbox.url('kubiya')}/api/v3/runners/ghost/describe"
     async with http.get(url, headers=headers) as resp:
         assert await resp.json() == {"detail": "runner not found"}
+
+
+def test_fixture_in_a_sync_test(runnerhub_sandbox: Sandbox) -> None:
+    """In a plain sync test the fixture serves from its own thread; urllib reaches it."""
+    org = runnerhub_sandbox.add_org("kubiya", "kubiya-prod", runners=2)
+    request = urllib.request.Request(  # noqa: S310 - loopback http URL from the fixture
+        f"{runnerhub_sandbox.url('kubiya')}/api/v3/runners",
+        headers={"Authorization": f"UserKey {org.api_key}"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 - as above
+        assert len(json.load(resp)) == 2
+    assert runnerhub_sandbox.base_url is not None
+    assert runnerhub_sandbox.base_url.startswith("http://127.0.0.1:")

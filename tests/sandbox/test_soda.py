@@ -56,8 +56,8 @@ def basic(org: SodaOrg) -> dict[str, str]:
 async def test_basic_and_cookie_auth_select_the_org(http: aiohttp.ClientSession) -> None:
     """Basic key pairs and the ``token`` cookie each select their own org."""
     sandbox = Sandbox(seed=3)
-    eu = sandbox.add_soda_org("acme-eu", runners=15)
-    us = sandbox.add_soda_org("acme-us", runners=25)
+    eu = sandbox.add_org("soda", "acme-eu", runners=15)
+    us = sandbox.add_org("soda", "acme-us", runners=25)
     async with sandbox.serve() as url:
         async with http.get(f"{url}/api/v1/runners", headers=basic(eu)) as resp:
             assert resp.status == 200
@@ -84,7 +84,7 @@ async def test_bad_credentials_get_401(
 ) -> None:
     """Missing, wrong or malformed credentials get 401 with an ErrorResponse and a trace id."""
     sandbox = Sandbox()
-    sandbox.add_soda_org("acme-eu", runners=3)
+    sandbox.add_org("soda", "acme-eu", runners=3)
     async with sandbox.serve() as url, http.get(f"{url}/api/v1/runners", headers=headers) as resp:
         assert resp.status == 401
         body = await resp.json()
@@ -96,7 +96,7 @@ async def test_bad_credentials_get_401(
 async def test_pagination_envelope(http: aiohttp.ClientSession) -> None:
     """Pages follow insertion order; the envelope has exactly the spec's fields."""
     sandbox = Sandbox(seed=5)
-    org = sandbox.add_soda_org("acme-eu", runners=25)
+    org = sandbox.add_org("soda", "acme-eu", runners=25)
     ids = list(org.runners)
     seen: list[str] = []
     async with sandbox.serve() as url:
@@ -132,7 +132,7 @@ async def test_pagination_envelope(http: aiohttp.ClientSession) -> None:
 async def test_empty_org_lists_one_empty_last_page(http: aiohttp.ClientSession) -> None:
     """An org without runners returns no content, zero pages, first and last."""
     sandbox = Sandbox()
-    org = sandbox.add_soda_org("empty")
+    org = sandbox.add_org("soda", "empty")
     async with (
         sandbox.serve() as url,
         http.get(f"{url}/api/v1/runners", headers=basic(org)) as resp,
@@ -165,7 +165,7 @@ async def test_empty_org_lists_one_empty_last_page(http: aiohttp.ClientSession) 
 async def test_bad_page_or_size_is_400(http: aiohttp.ClientSession, query: str) -> None:
     """``page`` must be an int >= 0 and ``size`` an int in 10..1000."""
     sandbox = Sandbox()
-    org = sandbox.add_soda_org("acme-eu", runners=3)
+    org = sandbox.add_org("soda", "acme-eu", runners=3)
     async with (
         sandbox.serve() as url,
         http.get(f"{url}/api/v1/runners?{query}", headers=basic(org)) as resp,
@@ -179,7 +179,7 @@ async def test_bad_page_or_size_is_400(http: aiohttp.ClientSession, query: str) 
 async def test_size_bounds_are_inclusive(http: aiohttp.ClientSession) -> None:
     """``size=1000`` and ``size=10`` are accepted; pages past the end are empty and last."""
     sandbox = Sandbox()
-    org = sandbox.add_soda_org("acme-eu", runners=1200)
+    org = sandbox.add_org("soda", "acme-eu", runners=1200)
     async with sandbox.serve() as url:
         async with http.get(f"{url}/api/v1/runners?size=1000&page=1", headers=basic(org)) as resp:
             body = await resp.json()
@@ -192,7 +192,7 @@ async def test_size_bounds_are_inclusive(http: aiohttp.ClientSession) -> None:
 async def test_seeded_runners_are_realistic(http: aiohttp.ClientSession) -> None:
     """Seeded DTOs validate, include one Soda-hosted runner, offline ones, drift and gaps."""
     sandbox = Sandbox(seed=1)
-    org = sandbox.add_soda_org("acme-eu", runners=2000)
+    org = sandbox.add_org("soda", "acme-eu", runners=2000)
     async with sandbox.serve() as url:
         runners: list[dict[str, Any]] = []
         for page in range(2):
@@ -220,9 +220,9 @@ async def test_seeded_runners_are_realistic(http: aiohttp.ClientSession) -> None
 def test_seeding_is_deterministic() -> None:
     """The same seed and name give the same credentials and runners; another seed does not."""
     moment = datetime.fromisoformat("2026-01-15T12:00:00+00:00")
-    one = Sandbox(seed=9, reference_time=moment).add_soda_org("acme-eu", runners=50)
-    two = Sandbox(seed=9, reference_time=moment).add_soda_org("acme-eu", runners=50)
-    other = Sandbox(seed=10, reference_time=moment).add_soda_org("acme-eu", runners=50)
+    one = Sandbox(seed=9, reference_time=moment).add_org("soda", "acme-eu", runners=50)
+    two = Sandbox(seed=9, reference_time=moment).add_org("soda", "acme-eu", runners=50)
+    other = Sandbox(seed=10, reference_time=moment).add_org("soda", "acme-eu", runners=50)
     assert (one.api_key_id, one.api_key_secret, one.token) == (
         two.api_key_id,
         two.api_key_secret,
@@ -231,7 +231,7 @@ def test_seeding_is_deterministic() -> None:
     assert one.runners == two.runners
     assert one.in_use == two.in_use
     assert one.api_key_id != other.api_key_id
-    explicit = Sandbox(seed=9, reference_time=moment).add_soda_org(
+    explicit = Sandbox(seed=9, reference_time=moment).add_org("soda",
         "acme-eu", runners=50, api_key_id="id", api_key_secret="secret", token="tok"
     )
     assert (explicit.api_key_id, explicit.api_key_secret, explicit.token) == ("id", "secret", "tok")
@@ -241,7 +241,7 @@ def test_seeding_is_deterministic() -> None:
 async def test_get_runner(http: aiohttp.ClientSession) -> None:
     """GET by id wraps the DTO in ``runner``; an unknown id is a 404 ErrorResponse."""
     sandbox = Sandbox()
-    org = sandbox.add_soda_org("acme-eu", runners=5)
+    org = sandbox.add_org("soda", "acme-eu", runners=5)
     runner_id = list(org.runners)[2]
     async with sandbox.serve() as url:
         async with http.get(f"{url}/api/v1/runners/{runner_id}", headers=basic(org)) as resp:
@@ -259,8 +259,8 @@ async def test_get_runner(http: aiohttp.ClientSession) -> None:
 async def test_runners_are_scoped_to_their_org(http: aiohttp.ClientSession) -> None:
     """One org's runner id is 404 for another org's key."""
     sandbox = Sandbox()
-    eu = sandbox.add_soda_org("acme-eu", runners=3)
-    us = sandbox.add_soda_org("acme-us", runners=3)
+    eu = sandbox.add_org("soda", "acme-eu", runners=3)
+    us = sandbox.add_org("soda", "acme-us", runners=3)
     async with (
         sandbox.serve() as url,
         http.get(f"{url}/api/v1/runners/{next(iter(eu.runners))}", headers=basic(us)) as resp,
@@ -271,7 +271,7 @@ async def test_runners_are_scoped_to_their_org(http: aiohttp.ClientSession) -> N
 async def test_create_then_register(http: aiohttp.ClientSession) -> None:
     """POST mints fresh key pairs; the runner is listed only once it registers."""
     sandbox = Sandbox()
-    org = sandbox.add_soda_org("acme-eu", runners=2)
+    org = sandbox.add_org("soda", "acme-eu", runners=2)
     async with sandbox.serve() as url:
         minted = []
         for body in (None, {"name": "ignored"}):
@@ -296,7 +296,7 @@ async def test_create_then_register(http: aiohttp.ClientSession) -> None:
 async def test_delete_rules(http: aiohttp.ClientSession) -> None:
     """Delete answers {} once, then 404; in-use and Soda-hosted runners get 400."""
     sandbox = Sandbox()
-    org = sandbox.add_soda_org("acme-eu", runners=3)
+    org = sandbox.add_org("soda", "acme-eu", runners=3)
     hosted, busy, free = list(org.runners)
     org.in_use.add(busy)
     async with sandbox.serve() as url:
@@ -318,7 +318,7 @@ async def test_delete_rules(http: aiohttp.ClientSession) -> None:
 async def test_delete_messages(http: aiohttp.ClientSession) -> None:
     """The 400s say why: still in use, or Soda-hosted."""
     sandbox = Sandbox()
-    org = sandbox.add_soda_org("acme-eu", runners=2)
+    org = sandbox.add_org("soda", "acme-eu", runners=2)
     hosted, busy = list(org.runners)
     org.in_use.add(busy)
     async with sandbox.serve() as url:
@@ -331,7 +331,7 @@ async def test_delete_messages(http: aiohttp.ClientSession) -> None:
 async def test_unknown_route_and_method_use_error_response(http: aiohttp.ClientSession) -> None:
     """Off-route paths and methods answer with Soda's ErrorResponse, after auth."""
     sandbox = Sandbox()
-    org = sandbox.add_soda_org("acme-eu", runners=1)
+    org = sandbox.add_org("soda", "acme-eu", runners=1)
     async with sandbox.serve() as url:
         async with http.get(f"{url}/api/v1/agents", headers=basic(org)) as resp:
             assert resp.status == 404
@@ -344,9 +344,11 @@ async def test_unknown_route_and_method_use_error_response(http: aiohttp.ClientS
 
 
 async def test_limit_429_with_decimal_retry_after(http: aiohttp.ClientSession) -> None:
-    """Past N per window: 429 ErrorResponse whose Retry-After is when a slot frees."""
-    sandbox = Sandbox(soda_limits={"get_runner": (5, 0.3)})
-    org = sandbox.add_soda_org("acme-eu", runners=1)
+    """Past N per window: 429 ErrorResponse whose decimal Retry-After is when a slot frees."""
+    sandbox = Sandbox(
+        retry_after="decimal", vendor_options={"soda": {"limits": {"get_runner": (5, 0.3)}}}
+    )
+    org = sandbox.add_org("soda", "acme-eu", runners=1)
     runner_id = next(iter(org.runners))
     async with sandbox.serve() as url:
         statuses = []
@@ -376,8 +378,8 @@ async def test_limit_429_with_decimal_retry_after(http: aiohttp.ClientSession) -
 
 async def test_rejected_requests_do_not_extend_the_wait(http: aiohttp.ClientSession) -> None:
     """Retrying into a full window does not delay the slot the first 429 promised."""
-    sandbox = Sandbox(soda_limits={"list_runners": (2, 0.4)})
-    org = sandbox.add_soda_org("acme-eu")
+    sandbox = Sandbox(vendor_options={"soda": {"limits": {"list_runners": (2, 0.4)}}})
+    org = sandbox.add_org("soda", "acme-eu")
     async with sandbox.serve() as url:
         for _ in range(2):
             async with http.get(f"{url}/api/v1/runners", headers=basic(org)) as resp:
@@ -400,8 +402,10 @@ async def test_rejected_requests_do_not_extend_the_wait(http: aiohttp.ClientSess
 )
 async def test_retry_after_formats(http: aiohttp.ClientSession, style: Any, check: Any) -> None:
     """``retry_after="int"`` sends whole seconds, ``"date"`` an HTTP date."""
-    sandbox = Sandbox(retry_after=style, soda_limits={"create_runner": (1, 0.2)})
-    org = sandbox.add_soda_org("acme-eu")
+    sandbox = Sandbox(
+        retry_after=style, vendor_options={"soda": {"limits": {"create_runner": (1, 0.2)}}}
+    )
+    org = sandbox.add_org("soda", "acme-eu")
     async with sandbox.serve() as url:
         for _ in range(2):
             async with http.post(f"{url}/api/v1/runners", headers=basic(org)) as resp:
@@ -413,8 +417,10 @@ async def test_retry_after_formats(http: aiohttp.ClientSession, style: Any, chec
 
 async def test_no_retry_after_header(http: aiohttp.ClientSession) -> None:
     """``retry_after=None`` sends 429 without the header, as Soda documents nothing."""
-    sandbox = Sandbox(retry_after=None, soda_limits={"delete_runner": (1, 1.0)})
-    org = sandbox.add_soda_org("acme-eu")
+    sandbox = Sandbox(
+        retry_after=None, vendor_options={"soda": {"limits": {"delete_runner": (1, 1.0)}}}
+    )
+    org = sandbox.add_org("soda", "acme-eu")
     async with sandbox.serve() as url:
         for _ in range(2):
             async with http.delete(f"{url}/api/v1/runners/x", headers=basic(org)) as resp:
@@ -425,8 +431,8 @@ async def test_no_retry_after_header(http: aiohttp.ClientSession) -> None:
 
 async def test_time_scale_shortens_published_limits(http: aiohttp.ClientSession) -> None:
     """``time_scale=600`` turns create's 10 per 60 s into 10 per 0.1 s."""
-    sandbox = Sandbox(time_scale=600)
-    org = sandbox.add_soda_org("acme-eu")
+    sandbox = Sandbox(time_scale=600, retry_after="decimal")
+    org = sandbox.add_org("soda", "acme-eu")
     async with sandbox.serve() as url:
         statuses = []
         for _ in range(11):
@@ -442,8 +448,10 @@ async def test_time_scale_shortens_published_limits(http: aiohttp.ClientSession)
 
 async def test_unenforced_limits_only_record(http: aiohttp.ClientSession) -> None:
     """With ``enforce_limits=False`` nothing is rejected and ``max_in_window`` shows the excess."""
-    sandbox = Sandbox(enforce_limits=False, soda_limits={"list_runners": (2, 10.0)})
-    org = sandbox.add_soda_org("acme-eu")
+    sandbox = Sandbox(
+        enforce_limits=False, vendor_options={"soda": {"limits": {"list_runners": (2, 10.0)}}}
+    )
+    org = sandbox.add_org("soda", "acme-eu")
     async with sandbox.serve() as url:
         for _ in range(5):
             async with http.get(f"{url}/api/v1/runners", headers=basic(org)) as resp:
