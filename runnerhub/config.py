@@ -24,7 +24,10 @@ Example::
     [accounts.kubiya-prod.rate_limits]
     "*" = [{max_requests = 100, period_seconds = 60}, {max_requests = 20, period_seconds = 10}]
 
-The table name is the account label. The keys an account may have come from
+The table name is the account label. A top-level ``env_file = "NAME"`` names a
+file beside the accounts file holding ``VAR=value`` lines (as ``runnerhub
+sandbox --write-config`` writes): ``*_env`` variables not set in the
+environment are read from it. The keys an account may have come from
 the vendor registry (``runnerhub.vendors``): ``provider``; each of the
 provider class's ``credentials`` as ``<name>``, ``<name>_env`` or
 ``<name>_file``; its vendor ``options`` (Soda's ``region``); the scalar
@@ -46,10 +49,11 @@ from __future__ import annotations
 
 import functools
 import os
+import shlex
 import tomllib
 import types
 import typing
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, NoReturn, Self
 
@@ -154,9 +158,8 @@ class _Unavailable:
             error.message, provider=self.provider, account=self.account, operation=operation
         )
 
-    async def list_runners(self) -> AsyncIterator[Runner]:
-        self._fail("list_runners")
-        yield  # pragma: no cover - unreachable; makes this an async generator
+    def list_runners(self) -> AsyncIterator[Runner]:
+        return _Failing(self, "list_runners")
 
     async def get_runner(self, runner_id: str) -> Runner:
         self._fail("get_runner")
@@ -195,6 +198,60 @@ class _Unavailable:
 
     async def __aexit__(self, *exc_info: object) -> None:
         return None
+
+
+class _EnvFile(Mapping[str, str]):
+    """The environment, then the ``NAME=value`` lines of the file ``env_file`` names.
+
+    The process environment wins. Lines are shell-quoted (``export`` and ``#``
+    comments allowed), so the same file can be sourced by a shell. An
+    unreadable file adds nothing; the missing variable's message says where it
+    was looked for.
+    """
+
+    def __init__(self, path: Path, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        self._values: dict[str, str] = {}
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            self.where = f" (nor read from {path.name}: {exc.strerror})"
+            return
+        self.where = f" (nor in {path.name})"
+        for line in text.splitlines():
+            try:
+                words = shlex.split(line, comments=True)
+            except ValueError:  # unbalanced quotes: not a NAME=value line
+                continue
+            if words and words[0] == "export":
+                words = words[1:]
+            if len(words) == 1 and "=" in words[0]:
+                name, _, value = words[0].partition("=")
+                self._values[name] = value
+
+    def __getitem__(self, name: str) -> str:
+        if name in self._environ:
+            return self._environ[name]
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**self._values, **self._environ})
+
+    def __len__(self) -> int:
+        return len({**self._values, **self._environ})
+
+
+@attrs.frozen
+class _Failing:
+    # An async iterator whose first step raises the account's error.
+    account: _Unavailable
+    operation: str
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Runner:
+        self.account._fail(self.operation)
 
 
 # -- the schema: the scalar client options, declared once in ClientOptions -----------------
@@ -323,7 +380,8 @@ class _Credentials:
             self.sources.append((name, f"env {value}"))
             found = self.environ.get(value)
             if not found:
-                self._missing(f"environment variable {value} ({name}) is not set")
+                also = self.environ.where if isinstance(self.environ, _EnvFile) else ""
+                self._missing(f"environment variable {value} ({name}) is not set{also}")
             return found
         self.sources.append((name, f"file {value}"))
         try:
@@ -394,7 +452,7 @@ def load_accounts(
     path = Path(path)
     env = os.environ if environ is None else environ
     document = _read(path)
-    unknown = sorted(set(document) - {"defaults", "accounts"})
+    unknown = sorted(set(document) - {"defaults", "accounts", "env_file"})
     if unknown:
         raise errors.UsageError(f"{path.name}: unknown top-level keys: {', '.join(unknown)}")
     defaults = document.get("defaults", {})
@@ -403,6 +461,11 @@ def load_accounts(
         raise errors.UsageError(f"{path.name}: defaults must be a table")
     if not isinstance(tables, dict) or not tables:
         raise errors.UsageError(f"{path.name}: no [accounts.<label>] tables")
+    env_file = document.get("env_file")
+    if env_file is not None:
+        if not isinstance(env_file, str) or not env_file:
+            raise errors.UsageError(f"{path.name}: env_file must be a file name")
+        env = _EnvFile(path.parent / env_file, env)
     limiters: dict[str, Limiter] = {}
     accounts: list[Account] = []
     # A refused file leaves no connection behind: limiters connect on first use.
