@@ -16,6 +16,7 @@ import signal
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -954,3 +955,316 @@ def test_importing_stays_light() -> None:
         "assert not any(m == 'rich' or m.startswith('runnerhub.sandbox') for m in sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)  # noqa: S603 - our interpreter
+
+
+# -- accounts that cannot be used, and the accounts command ---------------------------------
+
+
+def _broken_accounts(fleet: Fleet) -> Path:
+    """The fleet's accounts plus one whose variable is unset and one whose secret file is gone."""
+    extra = "\n".join(
+        [
+            "[accounts.no-env]",
+            'provider = "soda"',
+            f'base_url = "{fleet.base_url}"',
+            f'api_key_id = "{fleet.eu.api_key_id}"',
+            'api_key_secret_env = "CLI_TEST_UNSET_SECRET"',
+            "[accounts.no-file]",
+            'provider = "kubiya"',
+            f'base_url = "{fleet.base_url}"',
+            'api_key_file = "gone.key"',
+        ]
+    )
+    return write_accounts(fleet.tmp / "broken.toml", fleet.base_url, fleet.eu, extra=extra)
+
+
+async def test_a_broken_account_does_not_stop_the_others(fleet: Fleet, run: Run) -> None:
+    """An unset variable or a missing key file fails only its account: ls lists the others
+    and exits 1, naming each broken account and what it lacks; other commands still work."""
+    path = _broken_accounts(fleet)
+    result = await run("--config", str(path), "ls", "-o", "json")
+    assert result.code == 1
+    assert result.json["summary"]["runners"] == 49
+    assert set(result.json["errors"]) == {"no-env", "no-file"}
+    errors_by_account = {
+        line.split()[3]: line for line in result.err_lines if line.startswith("runnerhub: error:")
+    }
+    assert "CLI_TEST_UNSET_SECRET" in errors_by_account["no-env"]
+    assert "gone.key" in errors_by_account["no-file"]
+
+    other = await run("--config", str(path), "--account", "acme-us", "ls", "-o", "json")
+    assert other.code == 0
+    assert other.json["summary"]["runners"] == 12
+
+    only = await run("--config", str(path), "--account", "no-env", "ls")
+    assert only.code == 2
+
+    single = await run("--config", str(path), "get", "no-env/some-id")
+    assert single.code == 2
+    line = one_line_error(single)
+    assert "account no-env cannot be used" in line
+    assert "CLI_TEST_UNSET_SECRET" in line
+
+
+async def test_accounts_lists_where_secrets_come_from(fleet: Fleet, run: Run) -> None:
+    """accounts shows label, vendor, base URL and each credential's source, never a value;
+    --check verifies each (one bad credential: exit 1, the others ok)."""
+    (fleet.tmp / "wrong.secret").write_text(WRONG_SECRET, encoding="utf-8")
+    extra = "\n".join(
+        [
+            "[accounts.wrong]",
+            'provider = "soda"',
+            f'base_url = "{fleet.base_url}"',
+            f'api_key_id = "{fleet.eu.api_key_id}"',
+            'api_key_secret_file = "wrong.secret"',
+        ]
+    )
+    path = write_accounts(fleet.tmp / "check.toml", fleet.base_url, fleet.eu, extra=extra)
+    listed = await run("--config", str(path), "accounts", "-o", "json")
+    assert listed.code == 0
+    assert listed.json["source"] == str(path)
+    by_label = {a["account"]: a for a in listed.json["accounts"]}
+    assert list(by_label) == ["acme-eu", "acme-us", "kubiya-prod", "wrong"]
+    assert by_label["acme-eu"]["provider"] == "soda"
+    assert by_label["acme-eu"]["location"] == {"base_url": fleet.base_url}
+    assert by_label["acme-eu"]["credentials"] == {
+        "api_key_id": "inline",
+        "api_key_secret": "env CLI_TEST_EU_SECRET",
+    }
+    assert by_label["acme-us"]["credentials"] == {"token": "file acme-us.token"}
+    assert by_label["kubiya-prod"]["credentials"] == {"api_key": "env CLI_TEST_KUBIYA_KEY"}
+
+    checked = await run("--config", str(path), "accounts", "--check")
+    assert checked.code == 1
+    rows = {line.split()[0]: line for line in checked.out.splitlines()[1:]}
+    assert rows["acme-eu"].rstrip().endswith("ok")
+    assert rows["kubiya-prod"].rstrip().endswith("ok")
+    assert "failed: HTTP 401" in rows["wrong"]
+    for secret in PLANTED:
+        assert secret not in checked.out + checked.err + listed.out
+
+
+async def test_insecure_http_is_explained_in_accounts_file_terms(fleet: Fleet, run: Run) -> None:
+    """Plain http to another host names the accounts-file key and the variable, not Python."""
+    path = fleet.tmp / "insecure.toml"
+    path.write_text(
+        '[accounts.far]\nprovider = "kubiya"\nbase_url = "http://runners.example.com"\n'
+        'api_key_env = "CLI_TEST_KUBIYA_KEY"\n',
+        encoding="utf-8",
+    )
+    result = await run("--config", str(path), "accounts")
+    assert result.code == 2
+    line = one_line_error(result)
+    assert "allow_insecure_http = true" in line
+    assert "RUNNERHUB_ALLOW_INSECURE_HTTP=1" in line
+    assert "=True" not in line
+
+
+# -- finding runners, filtering ---------------------------------------------------------------
+
+
+async def test_runner_refs_account_slash_id_or_bare_id(fleet: Fleet, run: Run) -> None:
+    """get/describe/health take ACCOUNT/ID or a bare id found in whichever account has it;
+    a 404 names the id and the account, with the status once."""
+    rid = self_hosted_soda(fleet.eu)
+    slashed = await run(*cfg(fleet, "get", f"acme-eu/{rid}", "-o", "json"))
+    assert slashed.code == 0
+    assert slashed.json["account"] == "acme-eu"
+    bare = await run(*cfg(fleet, "describe", rid, "-o", "json"))
+    assert bare.code == 0
+    assert bare.json["runner"]["account"] == "acme-eu"
+    name = next(iter(fleet.kubiya.runners))
+    health = await run(*cfg(fleet, "health", name, "-o", "json"))
+    assert health.code == 0
+    assert health.json["account"] == "kubiya-prod"
+
+    missing = await run(*cfg(fleet, "get", "kubiya-prod/ghost"))
+    assert missing.code == 4
+    line = one_line_error(missing)
+    assert "no runner 'ghost' in account kubiya-prod" in line
+    assert "404 404" not in line
+    nowhere = await run(*cfg(fleet, "get", "ghost"))
+    assert nowhere.code == 4
+    assert "no runner 'ghost' in any account (acme-eu, acme-us, kubiya-prod)" in (
+        one_line_error(nowhere)
+    )
+
+
+async def test_an_id_in_several_accounts_is_ambiguous(fleet: Fleet, run: Run) -> None:
+    """A bare id two accounts share lists both matches and exits 2; ACCOUNT/ID picks one."""
+    fleet.sandbox.add_kubiya_org("kubiya-dev", api_key="planted-kubiya-dev-key")
+    extra = "\n".join(
+        [
+            "[accounts.kubiya-dev]",
+            'provider = "kubiya"',
+            f'base_url = "{fleet.base_url}"',
+            'api_key_env = "CLI_TEST_KUBIYA_DEV_KEY"',
+        ]
+    )
+    path = write_accounts(fleet.tmp / "two.toml", fleet.base_url, fleet.eu, extra=extra)
+    os_env = {"CLI_TEST_KUBIYA_DEV_KEY": "planted-kubiya-dev-key"}
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in os_env.items():
+            patch.setenv(key, value)
+        for account in ("kubiya-prod", "kubiya-dev"):
+            created = await run("--config", str(path), "--account", account, "create", "twin")
+            assert created.code == 0, created.err
+        result = await run("--config", str(path), "get", "twin")
+        assert result.code == 2
+        assert "kubiya-prod/twin, kubiya-dev/twin" in one_line_error(result)
+        picked = await run("--config", str(path), "get", "kubiya-dev/twin", "-o", "json")
+        assert picked.code == 0
+        assert picked.json["account"] == "kubiya-dev"
+
+
+async def test_ls_selects_sorts_and_chooses_columns(fleet: Fleet, run: Run) -> None:
+    """--account globs, --name globs, --sort, --columns and --no-headers, in every format."""
+    result = await run(
+        *cfg(fleet, "ls", "--account", "acme-*", "--sort", "name", "--columns", "id,name,status")
+    )
+    assert result.code == 0
+    lines = result.out.splitlines()
+    assert re.split(r"\s{3,}", lines[0]) == ["ID", "NAME", "STATUS"]
+    rows = lines[1 : lines.index("")]
+    assert len(rows) == 37
+    names = [re.split(r"\s{3,}", row)[1] for row in rows]
+    assert names == sorted(names, key=str.casefold)
+
+    csv_out = await run(
+        *cfg(fleet, "ls", "--provider", "kubiya", "--columns", "name,status"),
+        "--no-headers",
+        "-o",
+        "csv",
+    )
+    parsed = list(csv.reader(io.StringIO(csv_out.out)))
+    assert len(parsed) == 12
+    assert all(len(row) == 2 for row in parsed)
+
+    first = sorted(fleet.kubiya.runners)[0]
+    as_json = await run(
+        *cfg(fleet, "ls", "--name", first, "--columns", "account,name", "-o", "json")
+    )
+    assert as_json.json["runners"] == [{"account": "kubiya-prod", "name": first}]
+    ndjson = await run(*cfg(fleet, "ls", "--name", first, "--columns", "id", "-o", "ndjson"))
+    assert [json.loads(line) for line in ndjson.out.splitlines()] == [{"id": first}]
+
+
+async def test_ls_offline_for_selects_runners_not_seen_for_that_long(
+    fleet: Fleet, run: Run
+) -> None:
+    """--offline-for keeps runners whose last-seen time is at least that old, and only them."""
+    everything = await run(*cfg(fleet, "ls", "--provider", "soda", "-o", "json"))
+    seen = [r["last_seen"] for r in everything.json["runners"] if r["last_seen"]]
+    assert seen
+    result = await run(*cfg(fleet, "ls", "--offline-for", "1h", "-o", "json"))
+    assert result.code == 0
+    now = datetime.now(UTC)
+    for runner in result.json["runners"]:
+        assert now - datetime.fromisoformat(runner["last_seen"]) >= timedelta(hours=1)
+    expected = [s for s in seen if now - datetime.fromisoformat(s) >= timedelta(hours=1, minutes=1)]
+    assert len(result.json["runners"]) >= len(expected)
+
+
+async def test_health_summary_names_the_failed_checks(fleet: Fleet, run: Run) -> None:
+    """ls --health's summary names the runners whose health check failed."""
+    fleet.sandbox.faults.add(
+        Fault(FaultKind.STATUS, status=500, path=re.compile(r"/health$"), times=1)
+    )
+    result = await run(*cfg(fleet, "--account", "kubiya-prod", "ls", "--health"))
+    summary = result.out[result.out.index("health check(s) failed") :]
+    assert re.search(r"health check\(s\) failed \(kubiya-prod/\S+", result.out), summary
+
+
+async def test_soda_create_with_a_name_says_it_is_not_sent(fleet: Fleet, run: Run) -> None:
+    """Soda takes no name: create NAME warns the name was not sent and never claims it."""
+    result = await run(*cfg(fleet, "--account", "acme-eu", "create", "my-runner"))
+    assert result.code == 0
+    assert "Created runner credentials in account acme-eu." in result.out
+    assert "my-runner" not in result.out
+    assert "'my-runner' was not sent" in result.err
+
+
+# -- sandbox config, completion --------------------------------------------------------------
+
+
+async def test_sandbox_write_config_works_as_written(tmp_path: Path, run: Run) -> None:
+    """--write-config writes an accounts file runnerhub reads as is, secrets beside it (0600)."""
+    port = _free_port()
+    config = tmp_path / "sandbox.toml"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "runnerhub",
+        "sandbox",
+        "--port",
+        str(port),
+        "--empty",
+        "--time-scale",
+        "60",
+        "--write-config",
+        str(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    try:
+        lines: list[str] = []
+        while not lines or lines[-1] != "Serving until Ctrl-C.":
+            line = await asyncio.wait_for(proc.stdout.readline(), 20)
+            assert line, "the sandbox exited early"
+            lines.append(line.decode().rstrip("\n"))
+        secrets = tmp_path / "sandbox.toml.env"
+        assert secrets.stat().st_mode & 0o777 == 0o600
+        secret_values = [
+            line.partition("=")[2] for line in secrets.read_text(encoding="utf-8").splitlines()
+        ]
+        assert secret_values
+        assert not any(value in config.read_text(encoding="utf-8") for value in secret_values)
+        result = await run("--config", str(config), "ls", "-o", "json")
+        assert result.code == 0, result.err
+        assert result.json["summary"]["runners"] == 0
+        assert result.json["errors"] == {}
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 0
+
+
+def test_a_wildcard_host_prints_a_loopback_url() -> None:
+    """Served on 0.0.0.0 (or ::), the printed base URL is one runnerhub accepts: loopback."""
+    from runnerhub._cli._sandbox import _reachable
+
+    assert _reachable("http://0.0.0.0:8080/soda") == "http://127.0.0.1:8080/soda"
+    assert _reachable("http://[::]:8080") == "http://[::1]:8080"
+    assert _reachable("http://127.0.0.1:8080") == "http://127.0.0.1:8080"
+
+
+def test_shell_completion_of_commands_and_accounts(tmp_path: Path) -> None:
+    """argcomplete completes command names and the account labels of the accounts file."""
+    import os
+    import subprocess
+
+    config = tmp_path / "a.toml"
+    config.write_text(
+        '[accounts.acme-eu]\nprovider = "soda"\n[accounts.acme-us]\nprovider = "soda"\n'
+        '[accounts.other]\nprovider = "kubiya"\n',
+        encoding="utf-8",
+    )
+
+    def complete(line: str) -> list[str]:
+        out = tmp_path / "completions"
+        env = {
+            **os.environ,
+            "_ARGCOMPLETE": "1",
+            "_ARGCOMPLETE_IFS": "\n",
+            "_ARGCOMPLETE_STDOUT_FILENAME": str(out),
+            "COMP_LINE": line,
+            "COMP_POINT": str(len(line)),
+        }
+        subprocess.run(
+            [sys.executable, "-m", "runnerhub"], env=env, check=True, capture_output=True
+        )
+        return [word.strip() for word in out.read_text(encoding="utf-8").splitlines()]
+
+    assert "ls" in complete("runnerhub l")
+    assert complete(f"runnerhub --config {config} ls --account acme-") == ["acme-eu", "acme-us"]
