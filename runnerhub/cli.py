@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Final, NoReturn
 
 from . import __version__, errors
+from ._cli._output import CSV_FIELDS
 from .vendors import vendor_names
 
 __all__ = ["main"]
@@ -55,18 +56,6 @@ examples:
 
 _INVENTORY_FORMATS = ("table", "json", "ndjson", "csv")
 _RECORD_FORMATS = ("table", "json")
-# Kept in step with runnerhub._cli._fleet.COLUMNS (not imported: --help stays light).
-_COLUMNS: Final = (
-    "account",
-    "provider",
-    "id",
-    "name",
-    "kind",
-    "status",
-    "version",
-    "last_seen",
-    "description",
-)
 _INVALID_CHOICE: Final = re.compile(
     r"invalid choice: '?(?P<value>[^']*)'? \(choose from (?P<choices>.*)\)"
 )
@@ -237,7 +226,10 @@ def _fleet_commands(command: _Command) -> None:
         help="only runners not seen for at least this long, e.g. 30m, 2h, 1d",
     )
     ls.add_argument(
-        "--sort", choices=_COLUMNS, metavar="FIELD", help=f"sort by one of: {', '.join(_COLUMNS)}"
+        "--sort",
+        choices=CSV_FIELDS,
+        metavar="FIELD",
+        help=f"sort by one of: {', '.join(CSV_FIELDS)}",
     )
     ls.add_argument(
         "--columns", metavar="A,B,...", help="only these columns, in this order (table, csv, json)"

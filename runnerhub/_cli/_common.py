@@ -208,7 +208,7 @@ async def locate(ctx: Context, hub: RunnerHub, ref: str) -> tuple[RunnerProvider
     Raises:
         UsageError: for an unknown account, or an id found in several accounts
             (the message lists them).
-        NotFoundError: when no account has the id (naming it and the accounts).
+        RunnerHubError: when no account has the id (naming it and the accounts).
     """
     labels = [p.account for p in hub.providers]
     account, sep, rest = ref.partition("/")
@@ -225,7 +225,7 @@ async def locate(ctx: Context, hub: RunnerHub, ref: str) -> tuple[RunnerProvider
         raise errors.UsageError(f"runner id {ref!r} is in several accounts: {matches}; name one")
     searched = ", ".join(p.account for p in chosen)
     detail = "".join(f"; {error_text(e)}" for e in failed)
-    raise errors.NotFoundError(f"no runner {ref!r} in any account ({searched}){detail}", status=404)
+    raise errors.RunnerHubError(f"no runner {ref!r} in any account ({searched}){detail}")
 
 
 async def _search(
@@ -248,12 +248,12 @@ async def _search(
 
 def not_found(
     error: errors.NotFoundError, provider: RunnerProvider, runner_id: str
-) -> errors.NotFoundError:
-    """``error`` restated to name the runner and its account."""
-    return errors.NotFoundError(
-        f"no runner {runner_id!r} in account {provider.account} ({error_text(error)})",
-        status=error.status,
-        trace_id=error.trace_id,
+) -> errors.RunnerHubError:
+    """``error`` restated to name the runner and its account, the status once."""
+    said = f": {error.message}" if error.message else ""
+    trace = f", trace id {error.trace_id}" if error.trace_id else ""
+    return errors.RunnerHubError(
+        f"no runner {runner_id!r} in account {provider.account} (HTTP {error.status}{said}{trace})"
     )
 
 
