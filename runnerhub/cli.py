@@ -259,7 +259,7 @@ def _runner_commands(command: _Command) -> None:
         sub.add_argument(
             "runner_id",
             metavar="ID",
-            help="ACCOUNT/ID, or an id looked up in every account (Kubiya: the runner's name)",
+            help="ACCOUNT/ID, or an id looked up in every account (a name, where runners have one)",
         )
         return sub
 
@@ -270,7 +270,7 @@ def _runner_commands(command: _Command) -> None:
     )
     _output(runner_command("health", "show a runner's health and its checks"), _RECORD_FORMATS)
 
-    create = command("create", "create a runner (Soda: prints its one-time secret, once)")
+    create = command("create", "create a runner (a one-time secret, if any, is printed once)")
     create.add_argument(
         "name", metavar="NAME", nargs="?", help="runner name, for vendors that name runners"
     )

@@ -33,8 +33,7 @@ async def _check(account: Account) -> errors.RunnerHubError | None:
     if account.error is not None:
         return account.error
     try:
-        async with account.provider as provider:
-            await provider.verify()
+        await account.provider.verify()
     except errors.RunnerHubError as exc:
         return exc
     return None
@@ -48,7 +47,8 @@ def cmd_accounts(ctx: Context) -> int:
     if ctx.args.check:
 
         async def check_all() -> list[errors.RunnerHubError | None]:
-            return list(await asyncio.gather(*(_check(a) for a in accounts)))
+            async with loaded.hub():  # closes every session and shared limiter
+                return list(await asyncio.gather(*(_check(a) for a in accounts)))
 
         results = asyncio.run(check_all())
     else:
