@@ -1296,3 +1296,37 @@ def test_the_cli_and_accounts_file_name_no_vendor() -> None:
             else:
                 continue
             assert not any(v in name.lower() for v in vendors), (path.name, name)
+
+
+def test_an_error_prints_its_status_once() -> None:
+    """A vendor body whose code repeats the status ("HTTP 404 404") prints the status once."""
+    from runnerhub import errors
+    from runnerhub._cli._common import error_text
+
+    error = errors.NotFoundError("runner not found", status=404, code="404", account="k")
+    assert error_text(error) == "HTTP 404: runner not found [k]"
+    coded = errors.BadRequestError("bad", status=400, code="invalid_op", account="k")
+    assert error_text(coded) == "HTTP 400 invalid_op: bad [k]"
+
+
+async def test_sandbox_accounts_file_from_the_registry(tmp_path: Path, run: Run) -> None:
+    """The sandbox's accounts file is built from each vendor's credential declarations:
+    non-secret credentials inline, secrets by variable (in the 0600 file), scaled limits."""
+    from runnerhub._cli._sandbox import _write_config, accounts_file
+    from runnerhub._cli._sandbox_compat import generic
+
+    sandbox = Sandbox(seed=3, time_scale=TIME_SCALE)
+    eu = sandbox.add_soda_org("lab-eu", runners=4)
+    sandbox.add_kubiya_org("lab-k", runners=2)
+    async with sandbox.serve():
+        lines, secrets = accounts_file(generic(sandbox), TIME_SCALE, env_file="lab.toml.env")
+        text = "\n".join(lines)
+        assert f'api_key_id = "{eu.api_key_id}"' in text
+        assert eu.api_key_secret not in text
+        assert secrets["SANDBOX_LAB_EU_API_KEY_SECRET"] == eu.api_key_secret
+        assert '[accounts.lab-k.rate_limits]\n"*" = [' in text
+        written = _write_config(tmp_path / "lab.toml", lines, secrets)
+        assert written.stat().st_mode & 0o777 == 0o600
+        result = await run("--config", str(tmp_path / "lab.toml"), "ls", "-o", "json")
+    assert result.code == 0, result.err
+    assert result.json["summary"]["accounts"] == {"lab-eu": 4, "lab-k": 2}
