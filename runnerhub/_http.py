@@ -285,10 +285,8 @@ def check_header_value(name: str, value: str) -> str:
 
 def check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:
     """Normalise ``base_url``; refuse plain http to a non-loopback host unless allowed."""
-    if (
-        not isinstance(base_url, str)
-        or not base_url.isprintable()
-        or any(c.isspace() for c in base_url)
+    if not isinstance(base_url, str) or not base_url.isprintable() or any(
+        c.isspace() for c in base_url
     ):
         raise errors.UsageError("base_url must be a URL without spaces or control characters")
     try:
@@ -421,7 +419,9 @@ class HTTPCore:
         self._limits = limits
         fingerprint = _credential_fingerprint(self.base_url, credential_id)
         self.bucket_prefix = f"{self.vendor.name}:{fingerprint}:"
-        return {name: Bucket(self.bucket_prefix + name, value) for name, value in limits.items()}
+        return {
+            name: Bucket(self.bucket_prefix + name, value) for name, value in limits.items()
+        }
 
     def bucket(self, operation: str) -> Bucket | None:
         """The bucket a route's operation draws from, or None if unlimited."""
@@ -768,3 +768,4 @@ def fail_unsupported(provider: str, account: str, capability: str) -> NoReturn:
         account=account,
         operation=capability,
     )
+

@@ -62,3 +62,5 @@ def inventory_to_json(inventory: Inventory) -> dict[str, Any]:
         "errors": {label: error_to_json(e) for label, e in inventory.errors.items()},
         "health_failures": [_failure(f) for f in inventory.health_failures],
     }
+
+

@@ -353,7 +353,9 @@ class RunnerHub:
                     if progress is not None and len(runners) % _PROGRESS_EVERY == 0:
                         progress(_progress(provider, len(runners)))
                 if health and Capability.HEALTH_CHECK in provider.capabilities:
-                    runners = await self._with_health(provider, runners, health_failures, progress)
+                    runners = await self._with_health(
+                        provider, runners, health_failures, progress
+                    )
             except errors.RunnerHubError as exc:
                 failed[provider.account] = exc
                 logger.warning("inventory of %s failed: %s", provider.account, exc)
@@ -452,7 +454,9 @@ class RunnerHub:
                 if task is None or not task.cancelling():
                     await queue.put(None)
 
-        tasks = [asyncio.create_task(produce(p), name=f"runnerhub:{p.account}") for p in chosen]
+        tasks = [
+            asyncio.create_task(produce(p), name=f"runnerhub:{p.account}") for p in chosen
+        ]
         try:
             remaining = len(tasks)
             while remaining:
@@ -500,7 +504,9 @@ class RunnerHub:
                 elif before.status != runner.status:
                     yield FleetEvent(FleetEventKind.STATUS_CHANGED, runner.account, runner, before)
                 elif before.versions != runner.versions:
-                    yield FleetEvent(FleetEventKind.VERSION_CHANGED, runner.account, runner, before)
+                    yield FleetEvent(
+                        FleetEventKind.VERSION_CHANGED, runner.account, runner, before
+                    )
             for key, runner in list(known.items()):
                 if key not in current and runner.account not in snapshot.errors:
                     yield FleetEvent(FleetEventKind.REMOVED, runner.account, runner)
@@ -529,6 +535,7 @@ class RunnerHub:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
 
 
 def _progress(
