@@ -275,7 +275,18 @@ def _is_scalar(hint: Any) -> bool:
 def _client_options() -> Mapping[str, Any]:
     # Every ClientOptions keyword a file can hold: the scalar ones (session, limiter,
     # retry and hooks are objects). ``account`` is the table's name, not a key.
-    hints = typing.get_type_hints(ClientOptions)
+    try:
+        hints = typing.get_type_hints(ClientOptions)
+    except NameError:
+        # An annotation imported only for type checkers: read the scalar ones from
+        # their text, which is all a file can hold anyway.
+        scalars = {kind.__name__: kind for kind in _SCALARS}
+        hints = {}
+        for name, text in ClientOptions.__annotations__.items():
+            source = text.__forward_arg__ if isinstance(text, typing.ForwardRef) else str(text)
+            kind, _, rest = source.partition(" | ")
+            if kind in scalars and rest in ("", "None"):
+                hints[name] = scalars[kind] | None if rest else scalars[kind]
     return {name: hint for name, hint in hints.items() if name != "account" and _is_scalar(hint)}
 
 

@@ -274,3 +274,33 @@ def test_rate_limit_windows_one_or_many(tmp_path: Path) -> None:
     )
     with pytest.raises(errors.UsageError, match=r"accounts\.k\.rate_limits\.get_runner"):
         load_accounts(bad, environ=ENV)
+
+
+def test_file_options_are_the_scalar_client_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The keys an account may set come from ClientOptions (declared once), also when one of
+    its annotations cannot be resolved at run time."""
+    import typing
+
+    from runnerhub import config
+
+    expected = {
+        "allow_insecure_http",
+        "base_url",
+        "connector_limit",
+        "deadline",
+        "max_response_bytes",
+        "max_retries",
+        "timeout",
+    }
+    resolved = dict(config._client_options())
+    assert set(resolved) == expected
+
+    def unresolvable(*args: object, **kwargs: object) -> dict[str, object]:
+        raise NameError("a name imported only for type checkers")
+
+    config._client_options.cache_clear()
+    monkeypatch.setattr(typing, "get_type_hints", unresolvable)
+    try:
+        assert dict(config._client_options()) == resolved
+    finally:
+        config._client_options.cache_clear()
