@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK
 """The ``runnerhub`` command: the library's fleet operations from a shell.
 
 Entry point of the console script and of ``python -m runnerhub``; see
@@ -6,19 +7,29 @@ Entry point of the console script and of ``python -m runnerhub``; see
 same). Results go to stdout; errors, warnings, prompts and progress to stderr.
 An error is one line, ``runnerhub: error: <message>``, never a traceback and
 never a credential.
+
+Completion (commands, flags, account labels) comes from argcomplete:
+``eval "$(register-python-argcomplete runnerhub)"``. A mistyped command,
+choice, flag or account gets a "did you mean" from :mod:`difflib`.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import logging
 import os
+import re
 import sys
-from collections.abc import Callable, Sequence
-from typing import NoReturn
+import tomllib
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Final, NoReturn
 
 from . import __version__, errors
+from ._cli._output import CSV_FIELDS
+from .vendors import vendor_names
 
 __all__ = ["main"]
 
@@ -33,17 +44,22 @@ exit codes:
 
 accounts:
   --config PATH, else $RUNNERHUB_CONFIG, else ./runnerhub.toml; without a file,
-  SODA_API_KEY_ID + SODA_API_KEY_SECRET (or SODA_TOKEN) and/or KUBIYA_API_KEY.
+  each vendor's credential variables (e.g. SODA_API_KEY_ID + SODA_API_KEY_SECRET,
+  KUBIYA_API_KEY). "runnerhub accounts" shows what is configured.
 
 examples:
   runnerhub demo
   runnerhub ls --status offline -o json | jq '.runners[].id'
   runnerhub ls -o ndjson | jq -r 'select(.kind == "self_hosted") | .name'
-  runnerhub --account kubiya-prod health edge-1
+  runnerhub health kubiya-prod/edge-1
 """
 
 _INVENTORY_FORMATS = ("table", "json", "ndjson", "csv")
 _RECORD_FORMATS = ("table", "json")
+_INVALID_CHOICE: Final = re.compile(
+    r"invalid choice: '?(?P<value>[^']*)'? \(choose from (?P<choices>.*)\)"
+)
+_UNRECOGNIZED: Final = re.compile(r"unrecognized arguments: (?P<args>.*)")
 # Stopping these with Ctrl-C is how they are meant to end.
 _STOPPED_BY_INTERRUPT = frozenset({"watch", "sandbox"})
 
@@ -54,7 +70,55 @@ class _ArgumentError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        raise _ArgumentError(f"{message} (see '{self.prog} --help')")
+        raise _ArgumentError(f"{message}{_suggestion(self, message)} (see '{self.prog} --help')")
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
+    found: set[str] = set()
+    # argparse has no public walk of its actions and subparsers.
+    for action in parser._actions:
+        found.update(s for s in action.option_strings if s.startswith("--"))
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= _option_strings(sub)
+    return found
+
+
+def _suggestion(parser: argparse.ArgumentParser, message: str) -> str:
+    """``"; did you mean 'ls'?"`` for a mistyped command, choice or flag, else ``""``."""
+    candidates: Iterable[str] = ()
+    wrong = ""
+    if match := _INVALID_CHOICE.search(message):
+        wrong = match["value"]
+        candidates = [c.strip(" '") for c in match["choices"].split(",")]
+    elif match := _UNRECOGNIZED.search(message):
+        wrong = next((a for a in match["args"].split() if a.startswith("--")), "")
+        wrong = wrong.partition("=")[0]
+        candidates = _option_strings(parser) if wrong else ()
+    close = difflib.get_close_matches(wrong, list(candidates), n=1) if wrong else []
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _account_labels(prefix: str, parsed_args: argparse.Namespace, **_: Any) -> list[str]:
+    """Completion of ``--account``: the labels of the accounts file, read without secrets."""
+    path = getattr(parsed_args, "config", None) or os.environ.get("RUNNERHUB_CONFIG")
+    path = path or "runnerhub.toml"
+    try:
+        with Path(path).open("rb") as handle:
+            accounts = tomllib.load(handle).get("accounts", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return []
+    return [label for label in accounts if label.startswith(prefix)]
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
 
 
 def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -70,13 +134,14 @@ def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         default=default(None),
         help="accounts file (default: $RUNNERHUB_CONFIG, else ./runnerhub.toml)",
     )
-    group.add_argument(
+    account = group.add_argument(
         "--account",
         metavar="LABEL",
         action="append",
         default=default(None),
-        help="account to act on; repeat for ls and watch (needed when there are several)",
+        help="account to act on (a label or a glob like 'prod-*'); repeat for ls and watch",
     )
+    account.completer = _account_labels  # type: ignore[attr-defined]  # read by argcomplete
     group.add_argument(
         "-v",
         "--verbose",
@@ -109,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``runnerhub`` and its commands."""
     parser = _Parser(
         prog="runnerhub",
-        description="Inventory and manage the runners of Soda Cloud and Kubiya accounts.",
+        description=f"Inventory and manage the runners of {', '.join(vendor_names())} accounts.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -128,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         _global_options(sub, top=False)
         return sub
 
+    _account_commands(command)
     _fleet_commands(command)
     _runner_commands(command)
     _watch_command(command)
@@ -135,11 +201,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _account_commands(command: _Command) -> None:
+    accounts = command("accounts", "list the configured accounts and where their secrets come from")
+    accounts.add_argument(
+        "--check", action="store_true", help="verify each credential with one cheap request"
+    )
+    _output(accounts, _RECORD_FORMATS)
+
+
 def _fleet_commands(command: _Command) -> None:
     ls = command("ls", "list the runners of every account (concurrently)")
     ls.add_argument(
-        "--provider", action="append", choices=("soda", "kubiya"), help="only this vendor"
+        "--provider", action="append", choices=vendor_names(), help="only this vendor (repeatable)"
     )
+    ls.add_argument(
+        "--name",
+        action="append",
+        metavar="GLOB",
+        help="only runners whose name matches (repeatable)",
+    )
+    ls.add_argument(
+        "--offline-for",
+        metavar="DURATION",
+        help="only runners not seen for at least this long, e.g. 30m, 2h, 1d",
+    )
+    ls.add_argument(
+        "--sort",
+        choices=CSV_FIELDS,
+        metavar="FIELD",
+        help=f"sort by one of: {', '.join(CSV_FIELDS)}",
+    )
+    ls.add_argument(
+        "--columns", metavar="A,B,...", help="only these columns, in this order (table, csv, json)"
+    )
+    ls.add_argument("--no-headers", action="store_true", help="no header line (table and csv)")
     ls.add_argument(
         "--status",
         action="append",
@@ -161,7 +256,11 @@ def _fleet_commands(command: _Command) -> None:
 def _runner_commands(command: _Command) -> None:
     def runner_command(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = command(name, help_text)
-        sub.add_argument("runner_id", metavar="ID", help="runner id (Kubiya: the runner's name)")
+        sub.add_argument(
+            "runner_id",
+            metavar="ID",
+            help="ACCOUNT/ID, or an id looked up in every account (a name, where runners have one)",
+        )
         return sub
 
     _output(runner_command("get", "show one runner"), _RECORD_FORMATS)
@@ -171,8 +270,10 @@ def _runner_commands(command: _Command) -> None:
     )
     _output(runner_command("health", "show a runner's health and its checks"), _RECORD_FORMATS)
 
-    create = command("create", "create a runner (Soda: prints its one-time secret, once)")
-    create.add_argument("name", metavar="NAME", nargs="?", help="runner name (Kubiya: required)")
+    create = command("create", "create a runner (a one-time secret, if any, is printed once)")
+    create.add_argument(
+        "name", metavar="NAME", nargs="?", help="runner name, for vendors that name runners"
+    )
     _output(create, _RECORD_FORMATS)
 
     delete = runner_command("delete", "delete a runner (asks first unless --yes)")
@@ -209,7 +310,13 @@ def _watch_command(command: _Command) -> None:
     watch.add_argument(
         "--changes-only", action="store_true", help="do not report the first snapshot as added"
     )
-    watch.add_argument("--max-events", type=int, default=0, metavar="N", help="stop after N events")
+    watch.add_argument(
+        "--max-events",
+        type=_non_negative,
+        default=0,
+        metavar="N",
+        help="stop after N events (default 0: never)",
+    )
     _output(watch, ("text", "ndjson"))
 
 
@@ -225,13 +332,18 @@ def _sandbox_commands(command: _Command) -> None:
         metavar="X",
         help="run rate-limit windows X times faster than the vendors' (default: 1)",
     )
+    sandbox.add_argument(
+        "--write-config",
+        metavar="FILE",
+        help="write the accounts file to FILE and its secrets to FILE.env (mode 0600)",
+    )
     fleet = sandbox.add_mutually_exclusive_group()
     fleet.add_argument(
         "--demo-fleet",
         dest="demo_fleet",
         action="store_true",
         default=True,
-        help="seed the demo fleet: 2 Soda orgs, 4,500 runners, 1 Kubiya org (default)",
+        help="seed each vendor's demo accounts with runners (default)",
     )
     fleet.add_argument(
         "--empty",
@@ -280,9 +392,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     Args:
         argv: Arguments without the program name (default ``sys.argv[1:]``).
     """
-    from ._cli._commands import COMMANDS, Context, ExitCode, exit_code_for  # noqa: PLC0415
+    from ._cli._commands import (  # noqa: PLC0415 - the commands load only when one runs
+        COMMANDS,
+        Context,
+        ExitCode,
+        error_text,
+        exit_code_for,
+    )
 
     parser = build_parser()
+    if "_ARGCOMPLETE" in os.environ:  # the shell is asking for completions
+        import argcomplete  # noqa: PLC0415 - optional ([cli] extra), only when completing
+
+        argcomplete.autocomplete(parser)
     ctx = Context(argparse.Namespace())
     try:
         args = parser.parse_args(argv)
@@ -296,7 +418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(COMMANDS[args.command](ctx))
     except errors.RunnerHubError as exc:
-        ctx.out.error(str(exc))
+        ctx.out.error(error_text(exc))
         return int(exit_code_for(exc))
     except KeyboardInterrupt:
         if args.command in _STOPPED_BY_INTERRUPT:

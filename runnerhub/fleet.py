@@ -15,7 +15,6 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from types import TracebackType
 from typing import Self
 
@@ -124,7 +123,7 @@ class RunnerHub:
         providers: One provider per account; labels (``provider.account``) must be unique.
         health_concurrency: Health calls in flight per account (the providers'
             rate limits still apply beneath this).
-        limiters: Limiters the hub owns and closes (used by :meth:`from_config`).
+        limiters: Limiters the hub owns and closes (``runnerhub.config.load_hub`` passes them).
 
     Raises:
         UsageError: when two providers share an account label.
@@ -146,22 +145,6 @@ class RunnerHub:
             raise errors.UsageError("health_concurrency must be at least 1")
         self._health_concurrency = health_concurrency
         self._limiters = tuple(limiters)
-
-    @classmethod
-    def from_config(
-        cls, path: str | Path, *, environ: Mapping[str, str] | None = None
-    ) -> RunnerHub:
-        """Build a hub from an accounts file (TOML); see ``runnerhub.config``.
-
-        Raises:
-            UsageError: for a missing file, bad TOML, unknown keys or inline secrets.
-        """
-        # One-way and lazy: config never imports the hub, and tomllib and the vendor
-        # registry load only when an accounts file is read.
-        from .config import load_accounts  # noqa: PLC0415 - see above
-
-        accounts = load_accounts(path, environ=environ)
-        return cls(accounts.providers, limiters=accounts.limiters)
 
     def __repr__(self) -> str:
         return f"<RunnerHub accounts={[p.account for p in self.providers]}>"

@@ -1,4 +1,10 @@
-"""The interface every vendor implements, and what a vendor can declare it offers."""
+"""The interface every vendor implements, and what a vendor can declare it offers.
+
+Besides the protocols, each provider class declares as class attributes what
+the accounts file and the CLI need without naming a vendor: ``provider``
+(``"soda"``), ``title`` (``"Soda Cloud"``), ``credentials`` (a tuple of
+:class:`CredentialField`) and ``options`` (a tuple of :class:`VendorOption`).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,53 @@ from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
+import attrs
+
 from .models import CreatedRunner, Runner, RunnerHealth
 
-__all__ = ["Capability", "RunnerProvider"]
+__all__ = [
+    "Capability",
+    "CredentialField",
+    "RunnerProvider",
+    "SupportsDescription",
+    "SupportsHealth",
+    "SupportsManifests",
+    "SupportsOperations",
+    "VendorOption",
+]
+
+
+@attrs.frozen
+class CredentialField:
+    """One credential a provider's constructor takes.
+
+    Attributes:
+        name: The constructor keyword, e.g. ``"api_key_secret"``.
+        env: The environment variable ``from_env()`` reads it from.
+        secret: False for a value that may be written inline in an accounts
+            file (a key id); True refuses it there.
+    """
+
+    name: str
+    env: str
+    secret: bool = True
+
+
+@attrs.frozen
+class VendorOption:
+    """A vendor-specific constructor option, e.g. Soda's ``region``.
+
+    Attributes:
+        name: The constructor keyword, also the accounts-file key.
+        help: One line for ``--help`` and error messages.
+        env: The environment variable ``from_env()`` reads it from, if any.
+        choices: The values allowed (any string when empty).
+    """
+
+    name: str
+    help: str
+    env: str | None = None
+    choices: tuple[str, ...] = ()
 
 
 class Capability(enum.Enum):
@@ -91,6 +141,10 @@ class RunnerProvider(Protocol):
         """Run a vendor operation (e.g. restart) on the runner; returns the vendor's answer."""
         ...
 
+    async def verify(self) -> Any:
+        """Check the credentials with the vendor's cheapest authenticated request."""
+        ...
+
     async def aclose(self) -> None:
         """Close the HTTP session and limiter the provider owns."""
         ...
@@ -103,3 +157,45 @@ class RunnerProvider(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
+
+
+@runtime_checkable
+class SupportsHealth(Protocol):
+    """A provider that reports a runner's health."""
+
+    async def runner_health(self, runner_id: str) -> RunnerHealth:
+        """Return the runner's health."""
+        ...
+
+
+@runtime_checkable
+class SupportsDescription(Protocol):
+    """A provider that can set a runner's description."""
+
+    async def update_description(self, runner_id: str, description: str) -> Any:
+        """Set the runner's description; returns the vendor's answer (may be None)."""
+        ...
+
+
+@runtime_checkable
+class SupportsManifests(Protocol):
+    """A provider that hands out deployment manifests and Helm values."""
+
+    async def deployment_manifest(self, runner_id: str) -> str:
+        """Return the runner's deployment manifest (YAML text)."""
+        ...
+
+    async def helm_values(self, runner_id: str) -> Mapping[str, Any] | bytes:
+        """Return the runner's Helm values (JSON), or raw bytes when not JSON."""
+        ...
+
+
+@runtime_checkable
+class SupportsOperations(Protocol):
+    """A provider that runs vendor operations (restart, stop, ...) on a runner."""
+
+    async def run_operation(
+        self, runner_id: str, operation: str, parameters: Mapping[str, Any] | None = None
+    ) -> Any:
+        """Run a vendor operation on the runner; returns the vendor's answer."""
+        ...

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from runnerhub import KubiyaProvider, RateLimit, RunnerHub, SodaProvider, errors
+from runnerhub import KubiyaProvider, RateLimit, RunnerProvider, SodaProvider, errors
+from runnerhub.config import AccountUnavailable, accounts_from_env, load_accounts, load_hub
 from runnerhub.sandbox import Sandbox
 
 ENV = {"EU_ID": "key-eu", "EU_SECRET": "s3cret-eu", "KUBIYA_KEY": "k3y-kubiya"}
@@ -43,7 +44,7 @@ def test_env_and_file_credentials(tmp_path: Path) -> None:
         "*" = [{max_requests = 5, period_seconds = 1}]
         """,
     )
-    hub = RunnerHub.from_config(path, environ=ENV)
+    hub = load_hub(path, environ=ENV)
     labels = [p.account for p in hub.providers]
     assert labels == ["soda-eu", "soda-us", "kubiya-prod"]
     eu, us, kubiya = hub.providers
@@ -63,11 +64,15 @@ def test_env_and_file_credentials(tmp_path: Path) -> None:
         ('provider = "soda"\napi_key_id = "a"\napi_key_secret = "inline"', "may not be written"),
         ('provider = "kubiya"\napi_key = "inline"', "may not be written"),
         ('provider = "soda"\ntoken = "inline"', "may not be written"),
-        ('provider = "soda"\napi_key_id = "a"\napi_key_secret_env = "NOPE"', "NOPE"),
-        ('provider = "soda"\napi_key_id = "a"\napi_key_secret_file = "missing"', "cannot read"),
         ('provider = "gitlab"', "provider must be one of"),
-        ('provider = "kubiya"\napi_key_env = "KUBIYA_KEY"\ncolour = "blue"', "unknown keys"),
-        ('provider = "kubiya"\napi_key_env = "KUBIYA_KEY"\ntimeout = "slow"', "wrong type"),
+        (
+            'provider = "kubiya"\napi_key_env = "KUBIYA_KEY"\ncolour = "blue"',
+            r"extra fields found \(colour\) @ accounts.acct-1",
+        ),
+        (
+            'provider = "kubiya"\napi_key_env = "KUBIYA_KEY"\ntimeout = "slow"',
+            "expected float.* @ accounts.acct-1.timeout",
+        ),
         (
             'provider = "kubiya"\napi_key_env = "KUBIYA_KEY"\napi_key_file = "x"',
             "one way only",
@@ -81,10 +86,10 @@ def test_env_and_file_credentials(tmp_path: Path) -> None:
     ],
 )
 def test_refusals_name_the_account(tmp_path: Path, body: str, message: str) -> None:
-    """Inline secrets, missing references, unknown keys and bad values are UsageErrors."""
+    """Inline secrets, unknown keys and bad values fail the file, naming the key's path."""
     path = write(tmp_path, f"[accounts.acct-1]\n{body}\n")
     with pytest.raises(errors.UsageError, match=message) as info:
-        RunnerHub.from_config(path, environ=ENV)
+        load_hub(path, environ=ENV)
     assert "acct-1" in str(info.value)
     assert "inline" not in str(info.value)
 
@@ -92,13 +97,13 @@ def test_refusals_name_the_account(tmp_path: Path, body: str, message: str) -> N
 def test_unreadable_files(tmp_path: Path) -> None:
     """A missing file, bad TOML, or a file without accounts is a UsageError."""
     with pytest.raises(errors.UsageError, match="not found"):
-        RunnerHub.from_config(tmp_path / "absent.toml")
+        load_hub(tmp_path / "absent.toml")
     with pytest.raises(errors.UsageError, match="TOML"):
-        RunnerHub.from_config(write(tmp_path, "[accounts"))
+        load_hub(write(tmp_path, "[accounts"))
     with pytest.raises(errors.UsageError, match="no \\[accounts"):
-        RunnerHub.from_config(write(tmp_path, "[defaults]\ntimeout = 1\n"))
+        load_hub(write(tmp_path, "[defaults]\ntimeout = 1\n"))
     with pytest.raises(errors.UsageError, match="top-level"):
-        RunnerHub.from_config(write(tmp_path, "[other]\n[accounts.a]\nprovider='soda'\n"))
+        load_hub(write(tmp_path, "[other]\n[accounts.a]\nprovider='soda'\n"))
 
 
 def test_redis_limiter_is_shared_and_owned_by_the_hub(tmp_path: Path) -> None:
@@ -117,7 +122,7 @@ def test_redis_limiter_is_shared_and_owned_by_the_hub(tmp_path: Path) -> None:
         api_key_secret_env = "EU_SECRET"
         """,
     )
-    hub = RunnerHub.from_config(path, environ=ENV)
+    hub = load_hub(path, environ=ENV)
     limiters = {id(p._http.limiter) for p in hub.providers}  # type: ignore[attr-defined]
     assert len(limiters) == 1
     assert len(hub._limiters) == 1
@@ -138,6 +143,164 @@ async def test_a_configured_hub_inventories_the_sandbox(tmp_path: Path) -> None:
             api_key_secret_env = "ACME_SECRET"
             """,
         )
-        async with RunnerHub.from_config(path, environ={"ACME_SECRET": org.api_key_secret}) as hub:
+        async with load_hub(path, environ={"ACME_SECRET": org.api_key_secret}) as hub:
             inventory = await hub.inventory()
     assert inventory.by_account() == {"acme": 15}
+
+
+async def test_unreadable_credentials_fail_only_their_account(tmp_path: Path) -> None:
+    """An unset variable or a missing secret file loads its account as unavailable: every
+    call raises AccountUnavailable naming the variable or file; the file still loads."""
+    path = write(
+        tmp_path,
+        """
+        [accounts.good]
+        provider = "kubiya"
+        api_key_env = "KUBIYA_KEY"
+        [accounts.no-env]
+        provider = "soda"
+        api_key_id = "a"
+        api_key_secret_env = "NOPE"
+        [accounts.no-file]
+        provider = "soda"
+        api_key_id = "a"
+        api_key_secret_file = "missing"
+        """,
+    )
+    loaded = load_accounts(path, environ=ENV)
+    by_label = {a.label: a for a in loaded.accounts}
+    assert by_label["good"].error is None
+    assert isinstance(by_label["good"].provider, KubiyaProvider)
+    no_env, no_file = by_label["no-env"], by_label["no-file"]
+    assert no_env.error is not None
+    assert "NOPE" in no_env.error.message
+    assert no_file.error is not None
+    assert "missing" in no_file.error.message
+    assert no_env.credentials == (("api_key_id", "inline"), ("api_key_secret", "env NOPE"))
+    for account in (no_env, no_file):
+        assert isinstance(account.provider, RunnerProvider)
+        with pytest.raises(AccountUnavailable) as info:
+            await account.provider.get_runner("x")
+        assert info.value.account == account.label
+        with pytest.raises(AccountUnavailable):
+            async for _ in account.provider.list_runners():
+                pass
+    async with loaded.hub() as hub:
+        inventory = await hub.inventory(accounts=["no-env", "no-file"])
+    assert set(inventory.errors) == {"no-env", "no-file"}
+
+
+def test_env_file_beside_the_accounts_file(tmp_path: Path) -> None:
+    """env_file supplies *_env variables the environment lacks; the environment wins."""
+    (tmp_path / "secrets.env").write_text(
+        "# sandbox secrets\nexport KEY_A='from-file'\nKEY_B=from-file-b\n", encoding="utf-8"
+    )
+    path = write(
+        tmp_path,
+        """
+        env_file = "secrets.env"
+        [accounts.a]
+        provider = "kubiya"
+        api_key_env = "KEY_A"
+        [accounts.b]
+        provider = "kubiya"
+        api_key_env = "KEY_B"
+        [accounts.c]
+        provider = "kubiya"
+        api_key_env = "KEY_C"
+        """,
+    )
+    loaded = load_accounts(path, environ={"KEY_B": "from-env"})
+    by_label = {a.label: a for a in loaded.accounts}
+    assert by_label["a"].error is None
+    assert by_label["b"].error is None
+    assert by_label["c"].error is not None
+    assert "nor in secrets.env" in by_label["c"].error.message
+
+
+def test_insecure_http_needs_the_key_or_the_variable(tmp_path: Path) -> None:
+    """Plain http to a remote host is refused naming the key and variable; either allows it."""
+    body = """
+        [accounts.far]
+        provider = "kubiya"
+        base_url = "http://runners.example.com"
+        api_key_env = "KUBIYA_KEY"
+        """
+    with pytest.raises(errors.UsageError, match="allow_insecure_http = true") as info:
+        load_accounts(write(tmp_path, body), environ=ENV)
+    assert "=True" not in str(info.value)
+    allowed = load_accounts(
+        write(tmp_path, body), environ={**ENV, "RUNNERHUB_ALLOW_INSECURE_HTTP": "1"}
+    )
+    assert allowed.accounts[0].error is None
+    in_file = load_accounts(write(tmp_path, body + "allow_insecure_http = true\n"), environ=ENV)
+    assert in_file.accounts[0].error is None
+
+
+def test_environment_accounts_come_from_the_registry() -> None:
+    """Without a file, each vendor whose variables are set is an account; incomplete ones
+    are unavailable, naming what is missing; no variable, no account."""
+    env = {"KUBIYA_API_KEY": "k3y", "SODA_API_KEY_ID": "only-the-id"}
+    loaded = accounts_from_env(env)
+    by_vendor = {a.vendor: a for a in loaded.accounts}
+    assert set(by_vendor) == {"kubiya", "soda"}
+    assert by_vendor["kubiya"].error is None
+    assert by_vendor["kubiya"].credentials == (("api_key", "env KUBIYA_API_KEY"),)
+    assert by_vendor["soda"].error is not None
+    assert "SODA_API_KEY_SECRET" in by_vendor["soda"].error.message
+    assert accounts_from_env({}).accounts == ()
+
+
+def test_rate_limit_windows_one_or_many(tmp_path: Path) -> None:
+    """A rate limit is one {max_requests, period_seconds} table or a list of them; a
+    non-positive window is refused with its path."""
+    path = write(
+        tmp_path,
+        """
+        [accounts.k]
+        provider = "kubiya"
+        api_key_env = "KUBIYA_KEY"
+        [accounts.k.rate_limits]
+        get_runner = {max_requests = 3, period_seconds = 1}
+        "*" = [{max_requests = 5, period_seconds = 1}, {max_requests = 50, period_seconds = 60}]
+        """,
+    )
+    (account,) = load_accounts(path, environ=ENV).accounts
+    assert account.error is None
+    bad = write(
+        tmp_path,
+        '[accounts.k]\nprovider = "kubiya"\napi_key_env = "KUBIYA_KEY"\n'
+        "rate_limits = {get_runner = {max_requests = 0, period_seconds = 1}}\n",
+    )
+    with pytest.raises(errors.UsageError, match=r"accounts\.k\.rate_limits\.get_runner"):
+        load_accounts(bad, environ=ENV)
+
+
+def test_file_options_are_the_scalar_client_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The keys an account may set come from ClientOptions (declared once), also when one of
+    its annotations cannot be resolved at run time."""
+    import typing
+
+    from runnerhub import config
+
+    expected = {
+        "allow_insecure_http",
+        "base_url",
+        "connector_limit",
+        "deadline",
+        "max_response_bytes",
+        "max_retries",
+        "timeout",
+    }
+    resolved = dict(config._client_options())
+    assert set(resolved) == expected
+
+    def unresolvable(*args: object, **kwargs: object) -> dict[str, object]:
+        raise NameError("a name imported only for type checkers")
+
+    config._client_options.cache_clear()
+    monkeypatch.setattr(typing, "get_type_hints", unresolvable)
+    try:
+        assert dict(config._client_options()) == resolved
+    finally:
+        config._client_options.cache_clear()

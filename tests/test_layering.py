@@ -30,9 +30,9 @@ def _imports(module: str) -> set[str]:
     return found
 
 
-def test_config_does_not_import_the_hub() -> None:
-    """config reads accounts files and builds providers; it never imports fleet."""
-    assert "fleet" not in _imports("config")
+def test_the_hub_does_not_import_config() -> None:
+    """config reads accounts files and builds hubs; the hub never imports config."""
+    assert "config" not in _imports("fleet")
     assert "inventory" not in _imports("config")
 
 

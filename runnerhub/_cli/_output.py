@@ -1,4 +1,4 @@
-"""Writing results: JSON, NDJSON, CSV, tables, the inventory summary, and redaction.
+"""Writing results: JSON, NDJSON, CSV, tables and the inventory summary.
 
 Results go to stdout and nothing else does; notes, warnings, errors, prompts
 and progress go to stderr. Tables use rich when stdout is a terminal and rich
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -21,18 +20,17 @@ from ..models import Runner, RunnerStatus
 
 __all__ = [
     "CSV_FIELDS",
-    "MASK",
+    "RUNNER_HEADERS",
     "Output",
     "ago",
     "columns",
-    "redact",
+    "csv_row",
     "runner_row",
     "runner_version",
     "summary_lines",
     "truncate",
 ]
 
-MASK: Final = "**********"
 RUNNER_HEADERS: Final = (
     "ACCOUNT",
     "ID",
@@ -55,6 +53,7 @@ CSV_FIELDS: Final = (
     "description",
 )
 _DESCRIPTION_WIDTH: Final = 32
+_NAMED_FAILURES: Final = 10
 _VERSION_COMPONENTS: Final = ("runner", "agent", "generation")
 _STATUS_STYLES: Final = {
     RunnerStatus.ONLINE.value: "green",
@@ -62,10 +61,6 @@ _STATUS_STYLES: Final = {
     RunnerStatus.OFFLINE.value: "red",
     RunnerStatus.UNKNOWN.value: "dim",
 }
-# Helm values and vendor answers: a key that names a credential hides its value.
-_SECRET_KEY: Final = re.compile(
-    r"jwt|passw|token|secret|credential|seed|cookie|authorization|(key|keys)$", re.IGNORECASE
-)
 
 
 class Output:
@@ -120,18 +115,25 @@ class Output:
         rows: Iterable[Sequence[str]],
         *,
         status_column: int | None = None,
+        headers_shown: bool = True,
     ) -> None:
         """A table on stdout: rich when stdout is a terminal and rich is installed."""
         table = [list(row) for row in rows]
-        if self.stdout.isatty() and _rich_table(self.stdout, headers, table, status_column):
+        if self.stdout.isatty() and _rich_table(
+            self.stdout, headers, table, status_column, headers_shown=headers_shown
+        ):
             return
-        for text in columns(headers, table):
+        lines = columns(headers, table)
+        for text in lines if headers_shown else lines[1:]:
             self.line(text)
 
-    def csv(self, fields: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> None:
-        """A header line and one line per row (RFC 4180 quoting, ``\\n`` line ends)."""
+    def csv(
+        self, fields: Sequence[str], rows: Iterable[Mapping[str, Any]], *, header: bool = True
+    ) -> None:
+        """A header line (unless ``header`` is false) and one line per row (RFC 4180)."""
         writer = csv.DictWriter(self.stdout, fieldnames=list(fields), lineterminator="\n")
-        writer.writeheader()
+        if header:
+            writer.writeheader()
         writer.writerows(rows)
 
 
@@ -148,7 +150,12 @@ def columns(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 def _rich_table(
-    stream: TextIO, headers: Sequence[str], rows: list[list[str]], status_column: int | None
+    stream: TextIO,
+    headers: Sequence[str],
+    rows: list[list[str]],
+    status_column: int | None,
+    *,
+    headers_shown: bool = True,
 ) -> bool:
     try:
         from rich import box  # noqa: PLC0415 - rich is the optional [cli] extra
@@ -157,7 +164,13 @@ def _rich_table(
         from rich.text import Text  # noqa: PLC0415
     except ImportError:
         return False
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, header_style="bold")
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        show_edge=False,
+        header_style="bold",
+        show_header=headers_shown,
+    )
     for index, header in enumerate(headers):
         last = index == len(headers) - 1
         table.add_column(header, no_wrap=not last, overflow="ellipsis")
@@ -254,12 +267,15 @@ def summary_lines(inventory: Inventory) -> list[str]:
             f"{drifted:,} runner(s) behind the newest ({newest})" if drifted else "none",
         ),
     ]
-    if inventory.health_failures:
+    failures = inventory.health_failures
+    if failures:
+        names = ", ".join(f"{f.account}/{f.runner_id}" for f in failures[:_NAMED_FAILURES])
+        more = len(failures) - _NAMED_FAILURES
         rows.append(
             (
                 "health",
-                f"{len(inventory.health_failures):,} health check(s) failed; "
-                "those runners show as unknown",
+                f"{len(failures):,} health check(s) failed ({names}"
+                f"{f' and {more:,} more' if more > 0 else ''}); those runners show as unknown",
             )
         )
     rows.append(("failed accounts", ", ".join(sorted(failed)) if failed else "none"))
@@ -282,28 +298,3 @@ def _headline_versions(inventory: Inventory) -> list[str]:
                 shown.append(f"{vendor} {component} {newest[(vendor, component)]}")
                 break
     return shown
-
-
-def redact(data: Any) -> Any:
-    """A copy of JSON data whose values under credential-like keys are masked.
-
-    Keys matching jwt, password, token, secret, credential, seed, cookie,
-    authorization, or ending in ``key`` (``apiKey``, ``nkey``) hide their
-    scalar values; containers under them are redacted recursively. Over-masking
-    a harmless value is the accepted cost of never printing a credential.
-    """
-    if isinstance(data, Mapping):
-        result: dict[str, Any] = {}
-        for key, value in data.items():
-            if isinstance(key, str) and _SECRET_KEY.search(key) and _is_filled_scalar(value):
-                result[key] = MASK
-            else:
-                result[key] = redact(value)
-        return result
-    if isinstance(data, list):
-        return [redact(item) for item in data]
-    return data
-
-
-def _is_filled_scalar(value: Any) -> bool:
-    return isinstance(value, (str, int, float)) and not isinstance(value, bool) and value != ""

@@ -28,7 +28,7 @@ from .._http import ClientOptions, HTTPCore, Response, Route, VendorSpec, decode
 from .._sansio import ErrorInfo, error_code, error_text, json_object
 from ..limits import RateLimit
 from ..models import CreatedRunner, HealthCheck, Runner, RunnerHealth, RunnerKind, RunnerStatus
-from ..provider import Capability
+from ..provider import Capability, CredentialField, VendorOption
 from ._base import ProviderBase
 
 __all__ = [
@@ -275,8 +275,10 @@ class KubiyaProvider(ProviderBase):
     """
 
     provider = "kubiya"
-    #: Credential keywords, and whether each is a secret (never inline in an accounts file).
-    credential_fields: Final[Mapping[str, bool]] = {"api_key": True}
+    title = "Kubiya"
+    #: Credential keywords, their environment variables, and whether each is a secret.
+    credentials: Final = (CredentialField("api_key", "KUBIYA_API_KEY"),)
+    options: Final[tuple[VendorOption, ...]] = ()
     capabilities = frozenset(Capability)
     #: Kubiya's documented per-key budget ("*": every route); ``rate_limits=`` overrides it.
     default_limits: Final[Mapping[str, tuple[RateLimit, ...]]] = KUBIYA.limits
@@ -315,6 +317,14 @@ class KubiyaProvider(ProviderBase):
 
     def _format(self, route: Route, exc: errors.ResponseFormatError) -> errors.ResponseFormatError:
         return self._http.format_error(route.operation, exc.message)
+
+    async def verify(self) -> None:
+        """Check the key with the cheapest authenticated request Kubiya documents (the list).
+
+        Raises:
+            AuthenticationError: for a key Kubiya refuses.
+        """
+        await self._http.request(_LIST)
 
     async def list_runners(self) -> AsyncIterator[Runner]:
         """Yield every runner (Kubiya returns them all in one unpaginated array)."""

@@ -33,7 +33,7 @@ from ..models import (
     Secret,
     build_runner,
 )
-from ..provider import Capability
+from ..provider import Capability, CredentialField, VendorOption
 from ._base import ProviderBase
 
 __all__ = ["REGIONS", "SodaProvider", "health_from_runner", "parse_error", "runner_from_wire"]
@@ -215,12 +215,18 @@ class SodaProvider(ProviderBase):
     """
 
     provider = "soda"
-    #: Credential keywords, and whether each is a secret (never inline in an accounts file).
-    credential_fields: Final[Mapping[str, bool]] = {
-        "api_key_id": False,
-        "api_key_secret": True,
-        "token": True,
-    }
+    title = "Soda Cloud"
+    #: Credential keywords, their environment variables, and whether each is a secret.
+    credentials: Final = (
+        CredentialField("api_key_id", "SODA_API_KEY_ID", secret=False),
+        CredentialField("api_key_secret", "SODA_API_KEY_SECRET"),
+        CredentialField("token", "SODA_TOKEN"),
+    )
+    options: Final = (
+        VendorOption(
+            "region", "Soda Cloud region (ignored with base_url)", "SODA_REGION", tuple(REGIONS)
+        ),
+    )
     capabilities = frozenset(
         {Capability.LIST, Capability.GET, Capability.CREATE, Capability.DELETE, Capability.HEALTH}
     )
