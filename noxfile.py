@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s tests lint typecheck bench demo``."""
+"""Developer sessions: ``nox -s tests lint typecheck bench peers demo``."""
 
 from __future__ import annotations
 
@@ -35,6 +35,14 @@ def bench(session: nox.Session) -> None:
     """The benchmarks; writes benchmarks/RESULTS.md."""
     session.install("-e", ".[dev]")
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session
+def peers(session: nox.Session) -> None:
+    """Kubiya's own SDK and schemathesis (on Soda's OpenAPI) against the sandbox."""
+    session.install("-e", ".", "kubiya-sdk", "schemathesis")
+    session.run("python", "-m", "tests.peers.kubiya_sdk")
+    session.run("python", "-m", "tests.peers.soda_schemathesis")
 
 
 @nox.session

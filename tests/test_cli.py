@@ -1095,7 +1095,7 @@ async def test_runner_refs_account_slash_id_or_bare_id(fleet: Fleet, run: Run) -
 
 async def test_an_id_in_several_accounts_is_ambiguous(fleet: Fleet, run: Run) -> None:
     """A bare id two accounts share lists both matches and exits 2; ACCOUNT/ID picks one."""
-    fleet.sandbox.add_kubiya_org("kubiya-dev", api_key="planted-kubiya-dev-key")
+    fleet.sandbox.add_org("kubiya", "kubiya-dev", api_key="planted-kubiya-dev-key")
     extra = "\n".join(
         [
             "[accounts.kubiya-dev]",
@@ -1282,8 +1282,6 @@ def test_the_cli_and_accounts_file_name_no_vendor() -> None:
 
     package = Path(__file__).resolve().parent.parent / "runnerhub"
     files = [package / "config.py", package / "cli.py", *sorted((package / "_cli").glob("*.py"))]
-    # The adapter for a sandbox without the generic API; it goes away with that API.
-    files.remove(package / "_cli" / "_sandbox_compat.py")
     vendors = set(vendor_names())
     for path in files:
         tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -1316,13 +1314,12 @@ async def test_sandbox_accounts_file_from_the_registry(tmp_path: Path, run: Run)
     """The sandbox's accounts file is built from each vendor's credential declarations:
     non-secret credentials inline, secrets by variable (in the 0600 file), scaled limits."""
     from runnerhub._cli._sandbox import _write_config, accounts_file
-    from runnerhub._cli._sandbox_compat import generic
 
     sandbox = Sandbox(seed=3, time_scale=TIME_SCALE)
-    eu = sandbox.add_soda_org("lab-eu", runners=4)
-    sandbox.add_kubiya_org("lab-k", runners=2)
+    eu = sandbox.add_org("soda", "lab-eu", runners=4)
+    sandbox.add_org("kubiya", "lab-k", runners=2)
     async with sandbox.serve():
-        lines, secrets = accounts_file(generic(sandbox), TIME_SCALE, env_file="lab.toml.env")
+        lines, secrets = accounts_file(sandbox, TIME_SCALE, env_file="lab.toml.env")
         text = "\n".join(lines)
         assert f'api_key_id = "{eu.api_key_id}"' in text
         assert eu.api_key_secret not in text

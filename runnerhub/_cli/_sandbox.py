@@ -16,7 +16,7 @@ import shlex
 import signal
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 import attrs
@@ -30,7 +30,9 @@ from ..vendors import provider_class
 from ._common import Context, ExitCode
 from ._fleet import inventory, inventory_exit, render_inventory
 from ._output import Output
-from ._sandbox_compat import GenericSandbox, generic
+
+if TYPE_CHECKING:
+    from ..sandbox import Sandbox
 
 __all__ = ["accounts_file", "cmd_demo", "cmd_sandbox", "sample", "scaled_limits"]
 
@@ -70,7 +72,7 @@ def _toml(value: str) -> str:
 
 
 def accounts_file(
-    sandbox: GenericSandbox, scale: float, *, env_file: str | None = None
+    sandbox: Sandbox, scale: float, *, env_file: str | None = None
 ) -> tuple[list[str], dict[str, str]]:
     """The accounts file of a served sandbox, and the secrets it reads by variable name.
 
@@ -133,7 +135,7 @@ def _write_config(path: Path, lines: list[str], secrets: Mapping[str, str]) -> P
 
 def _banner(
     out: Output,
-    sandbox: GenericSandbox,
+    sandbox: Sandbox,
     base_url: str,
     scale: float,
     write_config: Path | None,
@@ -183,14 +185,14 @@ def _on_sigterm(callback: Callable[[], None]) -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, callback)
 
 
-def _make_sandbox(seed: int, scale: float, *, demo: bool) -> GenericSandbox:
+def _make_sandbox(seed: int, scale: float, *, demo: bool) -> Sandbox:
     from ..sandbox import Sandbox  # noqa: PLC0415 - aiohttp.web only for these commands
 
-    seeded = generic(Sandbox.demo(seed, time_scale=scale))
+    seeded = Sandbox.demo(seed, time_scale=scale)
     if demo:
         return seeded
     # The same accounts with no runners.
-    empty = generic(Sandbox(seed, time_scale=scale))
+    empty = Sandbox(seed, time_scale=scale)
     for account in seeded.accounts():
         empty.add_org(account.vendor, account.name, runners=0, **account.options)
     return empty

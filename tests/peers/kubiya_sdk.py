@@ -3,7 +3,8 @@
 The SDK lists runners and then asks each one's health, five at a time, so it
 meets Kubiya's 20-per-10-s window and reads the 429's ``Retry-After`` through
 urllib3. It passes when every runner comes back with the health the sandbox
-holds (status "unknown" for one that is not reporting) and a manifest URL is returned. Exit status 0 on success.
+holds (status "unknown" for one that is not reporting) and a manifest URL is
+returned. Exit status 0 on success.
 """
 
 from __future__ import annotations
