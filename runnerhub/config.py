@@ -172,7 +172,7 @@ def load_hub(path: str | Path, *, environ: Mapping[str, str] | None = None) -> R
             raise _fail(where, "must be a table")
         table = {**defaults, **raw_table}
         vendor = table.get("provider")
-        if vendor not in VENDORS:
+        if not isinstance(vendor, str) or vendor not in VENDORS:
             raise _fail(where, f"provider must be one of {sorted(VENDORS)}, got {vendor!r}")
         cls = provider_class(vendor)
         fields: Mapping[str, bool] = cls.credential_fields

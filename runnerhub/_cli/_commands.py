@@ -30,7 +30,15 @@ from .._serialize import error_to_json, health_to_json, inventory_to_json, runne
 from ..fleet import FleetEvent, FleetEventKind, Inventory, PartialFailure, RunnerHub
 from ..limits import RateLimit
 from ..models import HealthCheck, Runner, RunnerStatus
-from ..provider import Capability, RunnerProvider
+from ..provider import (
+    Capability,
+    RunnerProvider,
+    SupportsDescription,
+    SupportsHealth,
+    SupportsManifests,
+    SupportsOperations,
+    unsupported,
+)
 from ..vendors.kubiya import KubiyaProvider
 from ..vendors.soda import SodaProvider
 from ._output import (
@@ -292,7 +300,9 @@ def cmd_describe(ctx: Context) -> int:
         runner = await provider.get_runner(ctx.args.runner_id)
         health = None
         health_error: errors.RunnerHubError | None = None
-        if Capability.HEALTH_CHECK in provider.capabilities:
+        if Capability.HEALTH_CHECK in provider.capabilities and isinstance(
+            provider, SupportsHealth
+        ):
             try:
                 health = await provider.runner_health(runner.id)
             except errors.RunnerHubError as exc:
@@ -357,6 +367,8 @@ def cmd_health(ctx: Context) -> int:
 
     async def body(provider: RunnerProvider) -> int:
         runner_id = ctx.args.runner_id
+        if not isinstance(provider, SupportsHealth):
+            raise unsupported(provider, "runner_health")
         health = await provider.runner_health(runner_id)
         if ctx.output == "json":
             ctx.out.json({"account": provider.account, "id": runner_id, **health_to_json(health)})
@@ -465,6 +477,8 @@ def cmd_set_description(ctx: Context) -> int:
 
     async def body(provider: RunnerProvider) -> int:
         runner_id, text = ctx.args.runner_id, ctx.args.text
+        if not isinstance(provider, SupportsDescription):
+            raise unsupported(provider, "update_description")
         await provider.update_description(runner_id, text)
         if ctx.output == "json":
             ctx.out.json({"account": provider.account, "id": runner_id, "description": text})
@@ -479,6 +493,8 @@ def cmd_manifest(ctx: Context) -> int:
     """The deployment manifest, as the vendor sends it (for ``| kubectl apply -f -``)."""
 
     async def body(provider: RunnerProvider) -> int:
+        if not isinstance(provider, SupportsManifests):
+            raise unsupported(provider, "deployment_manifest")
         ctx.out.write(await provider.deployment_manifest(ctx.args.runner_id))
         return ExitCode.OK
 
@@ -489,6 +505,8 @@ def cmd_helm_values(ctx: Context) -> int:
     """The Helm values as JSON, credentials masked unless ``--show-secrets``."""
 
     async def body(provider: RunnerProvider) -> int:
+        if not isinstance(provider, SupportsManifests):
+            raise unsupported(provider, "helm_values")
         values = await provider.helm_values(ctx.args.runner_id)
         if isinstance(values, bytes):
             if not ctx.args.show_secrets:
@@ -525,6 +543,8 @@ def cmd_op(ctx: Context) -> int:
     parameters = _parameters(ctx.args.param or ())
 
     async def body(provider: RunnerProvider) -> int:
+        if not isinstance(provider, SupportsOperations):
+            raise unsupported(provider, "run_operation")
         answer = await provider.run_operation(ctx.args.runner_id, ctx.args.operation, parameters)
         if isinstance(answer, str):
             ctx.out.line(answer)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, Final, Unpack
+from typing import Any, ClassVar, Final, Unpack
 
 import attrs
 
@@ -27,7 +27,7 @@ from .._convert import as_str, make_wire_converter, parse_timestamp, structure
 from .._http import ClientOptions, HTTPCore, Response, Route, VendorSpec, decode_json
 from ..limits import RateLimit
 from ..models import CreatedRunner, HealthCheck, Runner, RunnerHealth, RunnerKind, RunnerStatus
-from ..provider import Capability
+from ..provider import Capability, CredentialField, VendorOption
 from ._base import ProviderBase
 
 __all__ = ["DEFAULT_BASE_URL", "KubiyaProvider", "health_from_wire", "runner_from_wire"]
@@ -42,6 +42,8 @@ KUBIYA: Final = VendorSpec(
 )
 
 _LIST: Final = Route("list_runners", "GET", "/api/v3/runners")
+# Kubiya documents no cheaper authenticated route than the (unpaginated) listing.
+_VERIFY: Final = Route("verify", "GET", "/api/v3/runners")
 _GET: Final = Route("get_runner", "GET", "/api/v3/runners/{runner}/describe")
 _HEALTH: Final = Route(
     "runner_health", "GET", "/api/v3/runners/{runner}/health", retry_server_errors=False
@@ -225,12 +227,15 @@ class KubiyaProvider(ProviderBase):
         UsageError: for an empty or malformed key, or an insecure base URL.
     """
 
-    provider = "kubiya"
-    #: Credential keywords, and whether each is a secret (never inline in an accounts file).
-    credential_fields: Final[Mapping[str, bool]] = {"api_key": True}
-    capabilities = frozenset(Capability)
+    provider: ClassVar[str] = "kubiya"
+    title: ClassVar[str] = "Kubiya"
+    credentials: ClassVar[tuple[CredentialField, ...]] = (
+        CredentialField("api_key", "KUBIYA_API_KEY"),
+    )
+    options: ClassVar[tuple[VendorOption, ...]] = ()
+    capabilities = frozenset(Capability) - {Capability.LABELS, Capability.REGISTRATION_TOKENS}
     #: Kubiya's documented per-key budget ("*": every route); ``rate_limits=`` overrides it.
-    default_limits: Final[Mapping[str, tuple[RateLimit, ...]]] = KUBIYA.limits
+    default_limits: ClassVar[Mapping[str, tuple[RateLimit, ...]]] = KUBIYA.limits
 
     def __init__(self, api_key: str, **options: Unpack[ClientOptions]) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
@@ -263,6 +268,14 @@ class KubiyaProvider(ProviderBase):
         if base and "base_url" not in options:
             options["base_url"] = base.rstrip("/").removesuffix("/api/v1")
         return cls(key, **options)
+
+    async def verify(self) -> None:
+        """Check the key with one listing request (Kubiya has no cheaper authenticated route).
+
+        Raises:
+            AuthenticationError: for a key Kubiya refuses.
+        """
+        await self._http.request(_VERIFY)
 
     def _format(self, route: Route, exc: errors.ResponseFormatError) -> errors.ResponseFormatError:
         return self._http.format_error(route.operation, exc.message)

@@ -13,7 +13,7 @@ import collections
 import functools
 import os
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, Final, Unpack
+from typing import Any, ClassVar, Final, Unpack
 
 import attrs
 import cattrs
@@ -32,7 +32,7 @@ from ..models import (
     Secret,
     build_runner,
 )
-from ..provider import Capability
+from ..provider import Capability, CredentialField, VendorOption
 from ._base import ProviderBase
 
 __all__ = ["REGIONS", "SodaProvider", "health_from_runner", "runner_from_wire"]
@@ -195,18 +195,23 @@ class SodaProvider(ProviderBase):
             or an insecure base URL.
     """
 
-    provider = "soda"
-    #: Credential keywords, and whether each is a secret (never inline in an accounts file).
-    credential_fields: Final[Mapping[str, bool]] = {
-        "api_key_id": False,
-        "api_key_secret": True,
-        "token": True,
-    }
+    provider: ClassVar[str] = "soda"
+    title: ClassVar[str] = "Soda Cloud"
+    credentials: ClassVar[tuple[CredentialField, ...]] = (
+        CredentialField("api_key_id", "SODA_API_KEY_ID", secret=False),
+        CredentialField("api_key_secret", "SODA_API_KEY_SECRET"),
+        CredentialField("token", "SODA_TOKEN"),
+    )
+    options: ClassVar[tuple[VendorOption, ...]] = (
+        VendorOption(
+            "region", "Soda Cloud region (ignored with base_url)", "SODA_REGION", tuple(REGIONS)
+        ),
+    )
     capabilities = frozenset(
         {Capability.LIST, Capability.GET, Capability.CREATE, Capability.DELETE, Capability.HEALTH}
     )
     #: Soda's documented limits, by operation; ``rate_limits=`` overrides them.
-    default_limits: Final[Mapping[str, tuple[RateLimit, ...]]] = SODA.limits
+    default_limits: ClassVar[Mapping[str, tuple[RateLimit, ...]]] = SODA.limits
 
     def __init__(
         self,
