@@ -684,3 +684,61 @@ async def test_delete_422_is_not_retried_and_verify_reads_one_runner() -> None:
         ("GET", "1"),
         ("DELETE", None),
     ]
+
+
+@pytest.mark.parametrize(
+    ("operation", "call", "body"),
+    [
+        ("list_runners", lambda p: _drain(p.list_runners()), {"runners": "no"}),
+        ("list_runners", lambda p: _drain(p.list_runners()), {"total_count": 1, "runners": [1]}),
+        ("get_runner", lambda p: p.get_runner("1"), {"id": "1"}),
+        ("create_runner", lambda p: p.create_runner("r"), {"runner": {"id": 1}}),
+        (
+            "create_runner",
+            lambda p: p.create_runner("r"),
+            {"runner": [], "encoded_jit_config": "x"},
+        ),
+        ("registration_token", lambda p: p.registration_token(), {"expires_at": "soon"}),
+        ("list_labels", lambda p: p.list_labels("1"), {"total_count": 1, "labels": [{}]}),
+    ],
+)
+async def test_malformed_answers_are_format_errors_with_context(
+    operation: str, call: Callable[[GitHubProvider], Awaitable[object]], body: Any
+) -> None:
+    """A body of the wrong shape is ResponseFormatError naming provider, account and operation."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.json_response(body, status=201 if request.method == "POST" else 200)
+
+    async with (
+        serve(handler) as served,
+        _client(served.base_url, rate_limits={"mutations": None}) as provider,
+    ):
+        with pytest.raises(errors.ResponseFormatError) as info:
+            await call(provider)
+    assert (info.value.provider, info.value.account) == ("github", "github-acme")
+    assert info.value.operation == operation
+
+
+async def _drain(runners: AsyncIterator[object]) -> list[object]:
+    return [runner async for runner in runners]
+
+
+async def test_name_filter_and_wall_clock_readers() -> None:
+    """list_runners(name=) sends GitHub's name filter; the VendorSpec readers use the clock."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"total_count": 1, "runners": [_runner(3)]})
+
+    async with serve(handler) as served, _client(served.base_url) as provider:
+        assert [r.id async for r in provider.list_runners(name="r3")] == ["3"]
+    assert served.requests[0].query["name"] == "r3"
+    budget = github.read_budget({"x-ratelimit-remaining": "5", "x-ratelimit-reset": "1"})
+    assert budget == Budget(5, 0.0)
+    assert github.parse_error(429, {}, b"").rate_limited
+
+
+def test_scope_that_is_not_text_is_refused() -> None:
+    """A scope holding a lone surrogate cannot be encoded and is a UsageError."""
+    with pytest.raises(errors.UsageError, match="org is not a valid name"):
+        GitHubProvider(TOKEN, org="\ud800")
