@@ -17,6 +17,8 @@ from typing import Any
 import attrs
 import pytest
 from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runnerhub import (
     Capability,
@@ -44,6 +46,22 @@ TOKEN = "ghp_s3cr3tT0kenValue"
 NOW = 1_700_000_000.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PURE = settings(max_examples=200, database=None, deadline=None)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+RUNNER_LIKE = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": st.integers(min_value=-2) | JSON,
+        "name": JSON,
+        "status": st.sampled_from(["online", "offline", "busy"]) | JSON,
+        "labels": st.lists(st.fixed_dictionaries({}, optional={"name": JSON}), max_size=3) | JSON,
+        "busy": JSON,
+    },
+)
 
 
 def _sample(name: str) -> Any:
@@ -742,3 +760,49 @@ def test_scope_that_is_not_text_is_refused() -> None:
     """A scope holding a lone surrogate cannot be encoded and is a UsageError."""
     with pytest.raises(errors.UsageError, match="org is not a valid name"):
         GitHubProvider(TOKEN, org="\ud800")
+
+
+@PURE
+@given(RUNNER_LIKE | JSON)
+def test_any_payload_maps_or_raises_a_typed_error(data: Any) -> None:
+    """Whatever GitHub sends as a runner maps to a Runner or raises ResponseFormatError."""
+    try:
+        runner = github.runner_from_wire(data, "a")
+    except errors.ResponseFormatError:
+        return
+    assert runner.id == str(data["id"])
+    assert all(isinstance(label, str) and label for label in runner.labels)
+
+
+@PURE
+@given(st.text(), st.sampled_from(["https://api.github.com", "https://ghe.example.com/api/v3"]))
+def test_any_link_header_parses_and_any_link_is_kept_or_refused(header: str, base: str) -> None:
+    """Any Link header parses; any next link becomes a path under the base or a ValueError."""
+    link = github.next_link(header)
+    if link is None:
+        return
+    try:
+        path = github.api_path(link, base)
+    except ValueError:
+        return
+    assert path == "" or path.startswith(("/", "?"))
+
+
+@PURE
+@given(
+    st.sampled_from([400, 401, 403, 404, 409, 422, 429, 500, 503]),
+    st.dictionaries(
+        st.sampled_from(["retry-after", "x-ratelimit-remaining", "x-ratelimit-reset"]),
+        st.text(max_size=12),
+    ),
+    st.binary(max_size=64) | JSON.map(lambda value: json.dumps(value).encode()),
+)
+def test_any_error_response_classifies(status: int, headers: dict[str, str], body: bytes) -> None:
+    """Any status, headers and body give an ErrorInfo; only 403/429 are ever rate-limited."""
+    info = github.error_info(status, headers, body, now=NOW)
+    if info.rate_limited:
+        assert status in (403, 429)
+        assert info.retry_after is not None
+        assert 0 <= info.retry_after <= 86_400
+    else:
+        assert status != 429
