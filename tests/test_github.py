@@ -522,10 +522,11 @@ async def test_next_link_to_another_host_is_refused() -> None:
 
 
 async def test_next_link_loop_is_refused() -> None:
-    """A next link back to a page already read ends the listing with an error, not a loop."""
+    """A next link back to a page already read (the first included) raises, never loops."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        link = '</orgs/acme/actions/runners?page=1>; rel="next"'
+        following = "page=2" if "page" not in request.query else "per_page=100"
+        link = f'</orgs/acme/actions/runners?{following}>; rel="next"'
         return web.json_response(
             {"total_count": 1, "runners": [_runner(1)]}, headers={"Link": link}
         )

@@ -30,16 +30,15 @@ class ProviderBase:
     """The vendor-specific constructor keywords (region, org, ...)."""
     default_limits: ClassVar[Mapping[str, tuple[RateLimit, ...]]]
     """The documented limits by bucket name; ``rate_limits=`` overrides them."""
+    credential_fields: ClassVar[Mapping[str, bool]]
+    """Derived from ``credentials``: keyword -> whether it is a secret (the older form)."""
     capabilities: frozenset[Capability]
     _http: HTTPCore
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "credentials" in cls.__dict__:
-            # The older name config.py reads: keyword -> whether it is a secret.
             cls.credential_fields = {field.name: field.secret for field in cls.credentials}
-
-    credential_fields: ClassVar[Mapping[str, bool]]
 
     @property
     def account(self) -> str:

@@ -24,6 +24,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Final, Unpack
+from urllib.parse import urlencode
 
 import attrs
 import cattrs
@@ -596,7 +597,8 @@ class GitHubProvider(ProviderBase):
         response = await self._http.request(route, query=query)
         account = self.account
         seen: set[str] = set()
-        visited: set[str] = set()
+        # Paths (with queries) already requested, in the form api_path gives them.
+        visited = {f"{route.path}?{urlencode(query)}"}
         while True:
             page = self._page(response)
             try:
