@@ -272,15 +272,16 @@ def _seconds_until(epoch: str | None, now: float) -> float | None:
 def budget_from_headers(headers: Mapping[str, str], *, now: float) -> Budget | None:
     """GitHub's primary budget from ``x-ratelimit-remaining`` and ``x-ratelimit-reset``.
 
-    ``now`` is the current Unix time. Returns None when the headers are absent
-    (GitHub Enterprise Server without limits), malformed, or about another
-    resource than ``core`` (``x-ratelimit-resource``).
+    ``headers`` is case-insensitive (a response's); ``now`` is the current
+    Unix time. Returns None when the headers are absent (GitHub Enterprise
+    Server without limits), malformed, or about another resource than
+    ``core`` (``x-ratelimit-resource``).
     """
-    resource = headers.get("x-ratelimit-resource")
-    if resource is not None and resource.strip().lower() != _CORE_RESOURCE:
-        return None
     remaining = headers.get("x-ratelimit-remaining")
     if remaining is None:
+        return None
+    resource = headers.get("x-ratelimit-resource")
+    if resource is not None and resource.strip().lower() != _CORE_RESOURCE:
         return None
     try:
         count = int(remaining.strip())

@@ -233,7 +233,20 @@ class KubiyaProvider(ProviderBase):
         CredentialField("api_key", "KUBIYA_API_KEY"),
     )
     options: ClassVar[tuple[VendorOption, ...]] = ()
-    capabilities = frozenset(Capability) - {Capability.LABELS, Capability.REGISTRATION_TOKENS}
+    capabilities = frozenset(
+        {
+            Capability.LIST,
+            Capability.GET,
+            Capability.CREATE,
+            Capability.DELETE,
+            Capability.HEALTH,
+            Capability.HEALTH_CHECK,
+            Capability.UPDATE_DESCRIPTION,
+            Capability.DEPLOYMENT_MANIFEST,
+            Capability.HELM_VALUES,
+            Capability.RUN_OPERATION,
+        }
+    )
     #: Kubiya's documented per-key budget ("*": every route); ``rate_limits=`` overrides it.
     default_limits: ClassVar[Mapping[str, tuple[RateLimit, ...]]] = KUBIYA.limits
 
