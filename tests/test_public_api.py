@@ -158,3 +158,23 @@ def test_registry_names_every_exported_provider() -> None:
         assert all(f.env for f in cls.credentials)
     with pytest.raises(KeyError):
         provider_class("gitlab")
+
+
+def test_registry_loads_no_vendor_module() -> None:
+    """The registry module stands alone (stdlib and attrs only); its entries are import paths."""
+    code = (
+        "import importlib.util, json, sys, runnerhub.vendors as v; "
+        "[sys.modules.pop(m) for m in list(sys.modules) if m.startswith('runnerhub')]; "
+        "spec = importlib.util.spec_from_file_location('registry', v.__file__); "
+        "registry = importlib.util.module_from_spec(spec); spec.loader.exec_module(registry); "
+        "print(json.dumps([sorted(m for m in sys.modules if m.startswith('runnerhub')), "
+        "[[e.name, e.provider, e.sandbox] for e in registry.VENDORS.values()]]))"
+    )
+    result = subprocess.run(  # noqa: S603 - fixed arguments, our own interpreter
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    modules, entries = json.loads(result.stdout)
+    assert modules == []
+    for name, provider, sandbox in entries:
+        assert provider.startswith(f"runnerhub.vendors.{name}:")
+        assert sandbox.startswith(f"runnerhub.sandbox._{name}:")

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import attrs
 
-__all__ = ["VENDORS", "VendorEntry", "provider_class", "vendor_names"]
+__all__ = ["VENDORS", "VendorEntry", "provider_class", "sandbox_class", "vendor_names"]
 
 
 @attrs.frozen
@@ -64,6 +64,16 @@ def provider_class(vendor: str) -> type[Any]:
         KeyError: for a vendor not in :data:`VENDORS`.
     """
     cls: type[Any] = _load(VENDORS[vendor].provider)
+    return cls
+
+
+def sandbox_class(vendor: str) -> type[Any]:
+    """The sandbox service class registered for ``vendor``, imported on first use.
+
+    Raises:
+        KeyError: for a vendor not in :data:`VENDORS`.
+    """
+    cls: type[Any] = _load(VENDORS[vendor].sandbox)
     return cls
 
 
