@@ -90,9 +90,9 @@ DEFAULT_LIMITS: Final[Mapping[str, tuple[RateLimit, ...]]] = {
     MUTATIONS: (RateLimit(80, 60), RateLimit(1, 1.0, burst=1)),
 }
 
-# Hints beyond this are nonsense or hostile; an hour is GitHub's primary window.
+# Waits beyond a day are nonsense or hostile (GitHub's primary window is an hour).
 _MAX_WAIT: Final = 86_400.0
-# GitHub: "if you are rate limited without further signals, wait at least one minute".
+# GitHub's advice for a rate limit with neither retry-after nor remaining 0: at least a minute.
 _DEFAULT_RATE_LIMIT_WAIT: Final = 60.0
 _RATE_LIMIT_STATUSES: Final = frozenset({403, 429})
 # The budget the runner endpoints count against; another resource's budget is not ours.
