@@ -19,6 +19,7 @@ from .limits import RateLimit
 from .models import (
     CreatedRunner,
     HealthCheck,
+    RegistrationToken,
     Runner,
     RunnerCredentials,
     RunnerHealth,
@@ -26,8 +27,20 @@ from .models import (
     RunnerStatus,
     Secret,
 )
-from .provider import Capability, RunnerProvider
+from .provider import (
+    Capability,
+    CredentialField,
+    RunnerProvider,
+    SupportsDescription,
+    SupportsHealth,
+    SupportsLabels,
+    SupportsManifests,
+    SupportsOperations,
+    SupportsRegistrationTokens,
+    VendorOption,
+)
 from .retry import RetryPolicy
+from .vendors.github import GitHubProvider
 from .vendors.kubiya import KubiyaProvider
 from .vendors.soda import SodaProvider
 
@@ -35,14 +48,17 @@ __all__ = [
     "AccountProgress",
     "Capability",
     "CreatedRunner",
+    "CredentialField",
     "FleetEvent",
     "FleetEventKind",
+    "GitHubProvider",
     "HealthCheck",
     "HealthFailure",
     "Inventory",
     "KubiyaProvider",
     "PartialFailure",
     "RateLimit",
+    "RegistrationToken",
     "RetryPolicy",
     "Runner",
     "RunnerCredentials",
@@ -53,6 +69,13 @@ __all__ = [
     "RunnerStatus",
     "Secret",
     "SodaProvider",
+    "SupportsDescription",
+    "SupportsHealth",
+    "SupportsLabels",
+    "SupportsManifests",
+    "SupportsOperations",
+    "SupportsRegistrationTokens",
+    "VendorOption",
     "VersionDrift",
     "errors",
 ]

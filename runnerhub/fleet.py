@@ -24,7 +24,7 @@ from . import errors
 from .inventory import HealthFailure, Inventory, VersionDrift
 from .limits import Limiter
 from .models import Runner, RunnerHealth, RunnerStatus
-from .provider import Capability, RunnerProvider
+from .provider import Capability, RunnerProvider, SupportsHealth
 
 __all__ = [
     "AccountProgress",
@@ -244,6 +244,9 @@ class RunnerHub:
         failures: list[HealthFailure],
         progress: ProgressCallback | None,
     ) -> list[Runner]:
+        if not isinstance(provider, SupportsHealth):
+            return runners
+        runner_health = provider.runner_health
         gate = asyncio.Semaphore(self._health_concurrency)
         finished = 0
 
@@ -263,7 +266,7 @@ class RunnerHub:
             nonlocal finished
             async with gate:
                 try:
-                    health: RunnerHealth = await provider.runner_health(runner.id)
+                    health: RunnerHealth = await runner_health(runner.id)
                 except errors.RunnerHubError as exc:
                     failures.append(HealthFailure(provider.account, runner.id, exc))
                     return attrs.evolve(runner, status=RunnerStatus.UNKNOWN)

@@ -13,6 +13,7 @@ import attrs
 __all__ = [
     "CreatedRunner",
     "HealthCheck",
+    "RegistrationToken",
     "Runner",
     "RunnerCredentials",
     "RunnerHealth",
@@ -96,6 +97,7 @@ class Runner:
         last_seen: When the vendor last heard from it (timezone-aware).
         versions: The version strings the vendor reports, by component.
         raw: The vendor payload as received; excluded from eq, hash and repr.
+        labels: The runner's labels (GitHub), empty for vendors without labels.
     """
 
     provider: str
@@ -108,10 +110,11 @@ class Runner:
     last_seen: datetime | None = None
     versions: Mapping[str, str] = attrs.field(factory=dict, hash=False)
     raw: Mapping[str, Any] = attrs.field(factory=dict, eq=False, hash=False, repr=False)
+    labels: tuple[str, ...] = ()
 
 
 # A frozen attrs __init__ stores each field through object.__setattr__ (~1.6 µs
-# for Runner's ten). Vendor mappers build one Runner per listed item, so they use
+# for Runner's eleven). Vendor mappers build one Runner per listed item, so they use
 # build_runner, which stores the same slots through their descriptors (~0.8 µs).
 _RUNNER_SLOTS: Final = (
     "provider",
@@ -124,6 +127,7 @@ _RUNNER_SLOTS: Final = (
     "last_seen",
     "versions",
     "raw",
+    "labels",
 )
 if tuple(field.name for field in attrs.fields(Runner)) != _RUNNER_SLOTS:  # pragma: no cover
     raise AssertionError("build_runner must set exactly Runner's fields, in order")
@@ -138,6 +142,7 @@ if tuple(field.name for field in attrs.fields(Runner)) != _RUNNER_SLOTS:  # prag
     _set_last_seen,
     _set_versions,
     _set_raw,
+    _set_labels,
 ) = (Runner.__dict__[name].__set__ for name in _RUNNER_SLOTS)
 _new_object = object.__new__
 
@@ -153,6 +158,7 @@ def build_runner(  # noqa: PLR0917 - positional on purpose: keywords cost more p
     last_seen: datetime | None,
     versions: Mapping[str, str],
     raw: Mapping[str, Any],
+    labels: tuple[str, ...] = (),
 ) -> Runner:
     """``Runner(...)`` with every field given positionally, for mappers' hot paths.
 
@@ -170,6 +176,7 @@ def build_runner(  # noqa: PLR0917 - positional on purpose: keywords cost more p
     _set_last_seen(runner, last_seen)
     _set_versions(runner, versions)
     _set_raw(runner, raw)
+    _set_labels(runner, labels)
     return runner
 
 
@@ -216,6 +223,9 @@ class CreatedRunner:
         runner_id: The new runner's id when the vendor tells it (Soda does not).
         name: The new runner's name when known.
         credentials: One-time credentials (Soda) or None.
+        jit_config: The one-time configuration a just-in-time runner starts
+            with (GitHub's ``encoded_jit_config``), or None. Anyone holding it
+            can start the runner: it is a :class:`Secret`.
         manifest_url: Where the deployment manifest can be fetched (Kubiya).
             It works without authentication, so treat it as a credential:
             it is kept out of ``repr``.
@@ -227,3 +237,17 @@ class CreatedRunner:
     credentials: RunnerCredentials | None = None
     manifest_url: str | None = attrs.field(default=None, repr=False)
     raw: Any = attrs.field(default=None, eq=False, hash=False, repr=False)
+    jit_config: Secret | None = None
+
+
+@attrs.frozen
+class RegistrationToken:
+    """A short-lived token that registers (or removes) a runner by hand.
+
+    Attributes:
+        token: The token; a credential until it expires.
+        expires_at: When the vendor stops accepting it (timezone-aware), if it says.
+    """
+
+    token: Secret
+    expires_at: datetime | None

@@ -1,21 +1,33 @@
-"""The interface every vendor implements, and what a vendor can declare it offers.
+"""The interface every vendor implements, and the capabilities a vendor may add to it.
 
-Besides the protocols, each provider class declares as class attributes what
-the accounts file and the CLI need without naming a vendor: ``provider``
-(``"soda"``), ``title`` (``"Soda Cloud"``), ``credentials`` (a tuple of
-:class:`CredentialField`) and ``options`` (a tuple of :class:`VendorOption`).
+:class:`RunnerProvider` holds what every vendor has: list, get, create and
+delete runners, verify the credentials, close. Anything else is a small
+capability protocol (:class:`SupportsHealth`, :class:`SupportsLabels`, ...)
+that a caller checks before calling::
+
+    if isinstance(provider, SupportsHealth):
+        health = await provider.runner_health(runner_id)
+    else:
+        raise unsupported(provider, "runner_health")
+
+``Capability.X in provider.capabilities`` says the same thing as a value
+(for listings and JSON). Each provider class also declares, as class
+attributes, what the accounts file and the CLI need to build it:
+``provider``, ``title``, ``credentials`` (:class:`CredentialField`),
+``options`` (:class:`VendorOption`) and ``default_limits``.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
 import attrs
 
-from .models import CreatedRunner, Runner, RunnerHealth
+from . import errors
+from .models import CreatedRunner, RegistrationToken, Runner, RunnerHealth
 
 __all__ = [
     "Capability",
@@ -23,43 +35,13 @@ __all__ = [
     "RunnerProvider",
     "SupportsDescription",
     "SupportsHealth",
+    "SupportsLabels",
     "SupportsManifests",
     "SupportsOperations",
+    "SupportsRegistrationTokens",
     "VendorOption",
+    "unsupported",
 ]
-
-
-@attrs.frozen
-class CredentialField:
-    """One credential a provider's constructor takes.
-
-    Attributes:
-        name: The constructor keyword, e.g. ``"api_key_secret"``.
-        env: The environment variable ``from_env()`` reads it from.
-        secret: False for a value that may be written inline in an accounts
-            file (a key id); True refuses it there.
-    """
-
-    name: str
-    env: str
-    secret: bool = True
-
-
-@attrs.frozen
-class VendorOption:
-    """A vendor-specific constructor option, e.g. Soda's ``region``.
-
-    Attributes:
-        name: The constructor keyword, also the accounts-file key.
-        help: One line for ``--help`` and error messages.
-        env: The environment variable ``from_env()`` reads it from, if any.
-        choices: The values allowed (any string when empty).
-    """
-
-    name: str
-    help: str
-    env: str | None = None
-    choices: tuple[str, ...] = ()
 
 
 class Capability(enum.Enum):
@@ -76,16 +58,51 @@ class Capability(enum.Enum):
     DEPLOYMENT_MANIFEST = "deployment_manifest"
     HELM_VALUES = "helm_values"
     RUN_OPERATION = "run_operation"
+    LABELS = "labels"
+    """List, add, set and remove a runner's labels (:class:`SupportsLabels`)."""
+    REGISTRATION_TOKENS = "registration_tokens"
+    """Mint registration and removal tokens (:class:`SupportsRegistrationTokens`)."""
+
+
+@attrs.frozen
+class CredentialField:
+    """One credential a provider's constructor takes.
+
+    Attributes:
+        name: The constructor keyword, e.g. ``"api_key_secret"``.
+        env: The environment variable ``from_env()`` reads, e.g. ``"SODA_API_KEY_SECRET"``.
+        secret: False when the value may be written inline in an accounts
+            file (e.g. an API key id); secrets are only read by reference.
+    """
+
+    name: str
+    env: str
+    secret: bool = True
+
+
+@attrs.frozen
+class VendorOption:
+    """A vendor-specific constructor keyword, e.g. ``region`` or ``org``.
+
+    Attributes:
+        name: The constructor keyword.
+        help: One line for ``--help`` and error messages.
+        env: The environment variable ``from_env()`` reads, if any.
+        choices: The allowed values, when there is a fixed set.
+    """
+
+    name: str
+    help: str
+    env: str | None = None
+    choices: tuple[str, ...] = ()
 
 
 @runtime_checkable
 class RunnerProvider(Protocol):
     """One vendor account's runners behind one async API.
 
-    A provider that lacks an operation (see :attr:`capabilities`) raises
-    :class:`runnerhub.errors.UnsupportedOperation` before sending anything.
     Entering ``async with`` sends no request; leaving it closes what the
-    provider owns.
+    provider owns. Operations beyond these are capability protocols.
     """
 
     @property
@@ -119,30 +136,12 @@ class RunnerProvider(Protocol):
         """Delete a runner."""
         ...
 
-    async def runner_health(self, runner_id: str) -> RunnerHealth:
-        """Return the runner's health."""
-        ...
+    async def verify(self) -> object:
+        """Send the cheapest authenticated request; raise if the credentials are refused.
 
-    async def update_description(self, runner_id: str, description: str) -> Any:
-        """Set the runner's description; returns the vendor's answer (may be None)."""
-        ...
-
-    async def deployment_manifest(self, runner_id: str) -> str:
-        """Return the runner's deployment manifest (YAML text)."""
-        ...
-
-    async def helm_values(self, runner_id: str) -> Mapping[str, Any] | bytes:
-        """Return the runner's Helm values (JSON), or raw bytes when not JSON."""
-        ...
-
-    async def run_operation(
-        self, runner_id: str, operation: str, parameters: Mapping[str, Any] | None = None
-    ) -> Any:
-        """Run a vendor operation (e.g. restart) on the runner; returns the vendor's answer."""
-        ...
-
-    async def verify(self) -> Any:
-        """Check the credentials with the vendor's cheapest authenticated request."""
+        What it returns is vendor-specific (Soda: the organisation's name);
+        callers need only that it did not raise.
+        """
         ...
 
     async def aclose(self) -> None:
@@ -161,7 +160,7 @@ class RunnerProvider(Protocol):
 
 @runtime_checkable
 class SupportsHealth(Protocol):
-    """A provider that reports a runner's health."""
+    """A provider that reports a runner's health (``Capability.HEALTH``)."""
 
     async def runner_health(self, runner_id: str) -> RunnerHealth:
         """Return the runner's health."""
@@ -170,7 +169,7 @@ class SupportsHealth(Protocol):
 
 @runtime_checkable
 class SupportsDescription(Protocol):
-    """A provider that can set a runner's description."""
+    """A provider that stores a free-text description per runner."""
 
     async def update_description(self, runner_id: str, description: str) -> Any:
         """Set the runner's description; returns the vendor's answer (may be None)."""
@@ -179,7 +178,7 @@ class SupportsDescription(Protocol):
 
 @runtime_checkable
 class SupportsManifests(Protocol):
-    """A provider that hands out deployment manifests and Helm values."""
+    """A provider that serves a runner's Kubernetes manifest and Helm values."""
 
     async def deployment_manifest(self, runner_id: str) -> str:
         """Return the runner's deployment manifest (YAML text)."""
@@ -192,10 +191,60 @@ class SupportsManifests(Protocol):
 
 @runtime_checkable
 class SupportsOperations(Protocol):
-    """A provider that runs vendor operations (restart, stop, ...) on a runner."""
+    """A provider that runs named operations (e.g. restart) on a runner."""
 
     async def run_operation(
         self, runner_id: str, operation: str, parameters: Mapping[str, Any] | None = None
     ) -> Any:
         """Run a vendor operation on the runner; returns the vendor's answer."""
         ...
+
+
+@runtime_checkable
+class SupportsLabels(Protocol):
+    """A provider whose runners carry labels that can be changed."""
+
+    async def list_labels(self, runner_id: str) -> tuple[str, ...]:
+        """Return every label of the runner."""
+        ...
+
+    async def add_labels(self, runner_id: str, labels: Sequence[str]) -> tuple[str, ...]:
+        """Add labels; return every label the runner has afterwards."""
+        ...
+
+    async def set_labels(self, runner_id: str, labels: Sequence[str]) -> tuple[str, ...]:
+        """Replace the changeable labels; return every label the runner has afterwards."""
+        ...
+
+    async def remove_label(self, runner_id: str, label: str) -> tuple[str, ...]:
+        """Remove one label; return the labels that remain."""
+        ...
+
+
+@runtime_checkable
+class SupportsRegistrationTokens(Protocol):
+    """A provider that mints tokens to register and to remove a runner by hand."""
+
+    async def registration_token(self) -> RegistrationToken:
+        """Mint a token that registers a new runner."""
+        ...
+
+    async def remove_token(self) -> RegistrationToken:
+        """Mint a token that removes a registered runner."""
+        ...
+
+
+def unsupported(provider: RunnerProvider, operation: str) -> errors.UnsupportedOperation:
+    """The error for calling ``operation`` on a provider that lacks it (raise it).
+
+    Example::
+
+        if not isinstance(provider, SupportsDescription):
+            raise unsupported(provider, "update_description")
+    """
+    return errors.UnsupportedOperation(
+        f"{provider.provider} has no {operation} operation",
+        provider=provider.provider,
+        account=provider.account,
+        operation=operation,
+    )

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 
 import aiohttp
 import pytest
 
 from runnerhub import Capability, CreatedRunner, Runner, RunnerHealth, errors
-from runnerhub.provider import RunnerProvider
+from runnerhub.provider import (
+    RunnerProvider,
+    SupportsDescription,
+    SupportsHealth,
+    SupportsLabels,
+    SupportsManifests,
+    SupportsOperations,
+    SupportsRegistrationTokens,
+)
 from runnerhub.sandbox import Fault, FaultKind
 
 from .conftest import TIME_SCALE, VendorCase
@@ -74,17 +81,23 @@ async def test_empty_id_is_refused_locally(case: VendorCase) -> None:
 
 
 async def test_create_returns_what_the_vendor_returns_once(case: VendorCase) -> None:
-    """create_runner returns credentials (Soda) or a manifest URL (Kubiya)."""
+    """create_runner returns credentials (Soda), a manifest URL (Kubiya) or a JIT config."""
     async with case.provider() as provider:
         created = await provider.create_runner(case.create_name)
     assert isinstance(created, CreatedRunner)
-    assert created.credentials is not None or created.manifest_url is not None
+    assert (
+        created.credentials is not None
+        or created.manifest_url is not None
+        or created.jit_config is not None
+    )
     if created.credentials is not None:
         secret = created.credentials.api_key_secret.get_secret_value()
         assert secret
         assert secret not in repr(created)
     if created.manifest_url is not None:
         assert created.manifest_url not in repr(created)
+    if created.jit_config is not None:
+        assert created.jit_config.get_secret_value() not in repr(created)
 
 
 async def test_delete_then_gone(case: VendorCase) -> None:
@@ -96,8 +109,10 @@ async def test_delete_then_gone(case: VendorCase) -> None:
 
 
 async def test_health(case: VendorCase) -> None:
-    """runner_health returns a RunnerHealth for a runner that reports."""
+    """runner_health, where offered, returns a RunnerHealth for a runner that reports."""
     async with case.provider() as provider:
+        if not isinstance(provider, SupportsHealth):
+            pytest.skip(f"{case.vendor} reports no health")
         runners = [r async for r in provider.list_runners()]
         healths = await asyncio.gather(
             *(provider.runner_health(r.id) for r in runners), return_exceptions=True
@@ -115,19 +130,24 @@ async def test_authentication_failure(case: VendorCase) -> None:
     assert case.sandbox.count(status=401) == 1
 
 
-async def test_unsupported_operations_send_nothing(case: VendorCase) -> None:
-    """Every operation outside capabilities raises UnsupportedOperation with no request."""
+# Each capability protocol and the capabilities that announce it.
+PROTOCOLS: dict[type, frozenset[Capability]] = {
+    SupportsHealth: frozenset({Capability.HEALTH}),
+    SupportsDescription: frozenset({Capability.UPDATE_DESCRIPTION}),
+    SupportsManifests: frozenset({Capability.DEPLOYMENT_MANIFEST, Capability.HELM_VALUES}),
+    SupportsOperations: frozenset({Capability.RUN_OPERATION}),
+    SupportsLabels: frozenset({Capability.LABELS}),
+    SupportsRegistrationTokens: frozenset({Capability.REGISTRATION_TOKENS}),
+}
+
+
+async def test_capabilities_match_protocols(case: VendorCase) -> None:
+    """A provider implements a capability protocol exactly when it announces the capability."""
     async with case.provider() as provider:
-        missing = set(Capability) - provider.capabilities
-        calls: dict[Capability, Callable[[], Awaitable[object]]] = {
-            Capability.UPDATE_DESCRIPTION: lambda: provider.update_description("r", "d"),
-            Capability.DEPLOYMENT_MANIFEST: lambda: provider.deployment_manifest("r"),
-            Capability.HELM_VALUES: lambda: provider.helm_values("r"),
-            Capability.RUN_OPERATION: lambda: provider.run_operation("r", "restart"),
-        }
-        for capability in missing & calls.keys():
-            with pytest.raises(errors.UnsupportedOperation):
-                await calls[capability]()
+        for protocol, announced in PROTOCOLS.items():
+            offered = announced <= provider.capabilities
+            assert isinstance(provider, protocol) == offered, protocol.__name__
+            assert offered or not announced & provider.capabilities
     assert case.sandbox.requests == []
 
 

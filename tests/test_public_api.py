@@ -37,8 +37,11 @@ def test_core_names_are_exported() -> None:
     expected = {
         "Capability",
         "CreatedRunner",
+        "CredentialField",
+        "GitHubProvider",
         "KubiyaProvider",
         "RateLimit",
+        "RegistrationToken",
         "RetryPolicy",
         "Runner",
         "RunnerHealth",
@@ -47,6 +50,13 @@ def test_core_names_are_exported() -> None:
         "RunnerStatus",
         "Secret",
         "SodaProvider",
+        "SupportsDescription",
+        "SupportsHealth",
+        "SupportsLabels",
+        "SupportsManifests",
+        "SupportsOperations",
+        "SupportsRegistrationTokens",
+        "VendorOption",
         "errors",
     }
     assert expected <= set(runnerhub.__all__)
@@ -102,12 +112,69 @@ def test_version_matches_metadata() -> None:
 
 
 def test_typing_check_runs() -> None:
-    """The mypy-checked typing module also holds at runtime: both providers are RunnerProviders."""
+    """The mypy-checked typing module also holds at runtime, protocols and capabilities alike."""
     from tests import typing_check
 
     assert isinstance(typing_check, types.ModuleType)
-    soda, kubiya = typing_check.providers()
-    assert isinstance(soda, runnerhub.RunnerProvider)
-    assert isinstance(kubiya, runnerhub.RunnerProvider)
-    assert (soda.provider, kubiya.provider) == ("soda", "kubiya")
+    soda, kubiya, github = typing_check.providers()
+    for provider in (soda, kubiya, github):
+        assert isinstance(provider, runnerhub.RunnerProvider)
+    assert (soda.provider, kubiya.provider, github.provider) == ("soda", "kubiya", "github")
     assert soda.capabilities < kubiya.capabilities
+    assert runnerhub.Capability.LABELS in github.capabilities
+    assert all(value is not None for value in typing_check.capabilities())
+
+
+def test_narrow_protocol_has_no_vendor_extras() -> None:
+    """Soda implements no capability it lacks: no stub makes isinstance lie."""
+    soda = runnerhub.SodaProvider("key-id", "key-secret")
+    assert isinstance(soda, runnerhub.SupportsHealth)
+    for protocol in (
+        runnerhub.SupportsDescription,
+        runnerhub.SupportsManifests,
+        runnerhub.SupportsOperations,
+        runnerhub.SupportsLabels,
+        runnerhub.SupportsRegistrationTokens,
+    ):
+        assert not isinstance(soda, protocol)
+
+
+def test_registry_names_every_exported_provider() -> None:
+    """The vendor registry resolves each vendor to the provider class the package exports."""
+    from runnerhub.vendors import VENDORS, provider_class, vendor_names
+
+    assert vendor_names() == ("github", "kubiya", "soda")
+    exported = {
+        "github": runnerhub.GitHubProvider,
+        "kubiya": runnerhub.KubiyaProvider,
+        "soda": runnerhub.SodaProvider,
+    }
+    for name in vendor_names():
+        cls = provider_class(name)
+        assert cls is exported[name]
+        assert cls.provider == VENDORS[name].name == name
+        assert cls.title
+        assert cls.default_limits
+        assert all(f.env for f in cls.credentials)
+    with pytest.raises(KeyError):
+        provider_class("gitlab")
+
+
+def test_registry_loads_no_vendor_module() -> None:
+    """The registry module stands alone (stdlib and attrs only); its entries are import paths."""
+    code = (
+        "import importlib.util, json, sys, runnerhub.vendors as v; "
+        "[sys.modules.pop(m) for m in list(sys.modules) if m.startswith('runnerhub')]; "
+        "spec = importlib.util.spec_from_file_location('registry', v.__file__); "
+        "registry = importlib.util.module_from_spec(spec); spec.loader.exec_module(registry); "
+        "print(json.dumps([sorted(m for m in sys.modules if m.startswith('runnerhub')), "
+        "[[e.name, e.provider, e.sandbox] for e in registry.VENDORS.values()]]))"
+    )
+    result = subprocess.run(  # noqa: S603 - fixed arguments, our own interpreter
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    modules, entries = json.loads(result.stdout)
+    assert modules == []
+    for name, provider, sandbox in entries:
+        assert provider.startswith(f"runnerhub.vendors.{name}:")
+        assert sandbox.startswith(f"runnerhub.sandbox._{name}:")

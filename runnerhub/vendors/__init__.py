@@ -1,20 +1,22 @@
-"""One module per vendor: routes, default limits, auth, paging and wire-to-model mapping.
+"""The vendor registry: one line per vendor, read by everything above the vendor modules.
 
-``VENDORS`` is the one registry line per vendor: the import paths of its
-provider class and of the sandbox service emulating it. The accounts file, the
-CLI and the sandbox find vendors here, loading each module only when used.
+``VENDORS`` maps a vendor's name to the import paths of its provider class and
+of the sandbox service that emulates it. Both are imported only when asked
+for, so reading the registry loads no vendor module. Adding a vendor means
+adding its module, its sandbox module and one line here; the accounts file,
+the CLI, the sandbox and the test fixtures iterate this mapping.
 """
 
 from __future__ import annotations
 
 import importlib
+import types
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any, Final
 
 import attrs
 
-__all__ = ["VENDORS", "VendorEntry", "provider_class", "vendor_names"]
+__all__ = ["VENDORS", "VendorEntry", "provider_class", "sandbox_class", "vendor_names"]
 
 
 @attrs.frozen
@@ -22,9 +24,11 @@ class VendorEntry:
     """Where one vendor's code lives, as ``"module:attribute"`` import paths.
 
     Attributes:
-        name: The vendor's name, e.g. ``"soda"``.
-        provider: Its provider class, e.g. ``"runnerhub.vendors.soda:SodaProvider"``.
-        sandbox: Its sandbox service class, e.g. ``"runnerhub.sandbox._soda:SodaService"``.
+        name: The vendor's name, e.g. ``"soda"`` (``Runner.provider`` and the
+            accounts file's ``provider =``).
+        provider: The provider class, e.g. ``"runnerhub.vendors.soda:SodaProvider"``.
+        sandbox: The sandbox service that emulates the vendor, e.g.
+            ``"runnerhub.sandbox._soda:SodaService"``.
     """
 
     name: str
@@ -32,31 +36,29 @@ class VendorEntry:
     sandbox: str
 
 
-VENDORS: Final[Mapping[str, VendorEntry]] = MappingProxyType(
-    {
-        entry.name: entry
-        for entry in (
-            VendorEntry(
-                "soda", "runnerhub.vendors.soda:SodaProvider", "runnerhub.sandbox._soda:SodaService"
-            ),
-            VendorEntry(
-                "kubiya",
-                "runnerhub.vendors.kubiya:KubiyaProvider",
-                "runnerhub.sandbox._kubiya:KubiyaService",
-            ),
-        )
-    }
+def _entries(*entries: VendorEntry) -> Mapping[str, VendorEntry]:
+    return types.MappingProxyType({entry.name: entry for entry in entries})
+
+
+VENDORS: Final[Mapping[str, VendorEntry]] = _entries(
+    VendorEntry(
+        "soda", "runnerhub.vendors.soda:SodaProvider", "runnerhub.sandbox._soda:SodaService"
+    ),
+    VendorEntry(
+        "kubiya",
+        "runnerhub.vendors.kubiya:KubiyaProvider",
+        "runnerhub.sandbox._kubiya:KubiyaService",
+    ),
+    VendorEntry(
+        "github",
+        "runnerhub.vendors.github:GitHubProvider",
+        "runnerhub.sandbox._github:GitHubService",
+    ),
 )
 
 
-def _load(path: str) -> Any:
-    """The object a ``"module:attribute"`` import path names, importing the module."""
-    module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
 def provider_class(vendor: str) -> type[Any]:
-    """The provider class registered for ``vendor``.
+    """The provider class registered for ``vendor``, imported on first use.
 
     Raises:
         KeyError: for a vendor not in :data:`VENDORS`.
@@ -65,6 +67,21 @@ def provider_class(vendor: str) -> type[Any]:
     return cls
 
 
+def sandbox_class(vendor: str) -> type[Any]:
+    """The sandbox service class registered for ``vendor``, imported on first use.
+
+    Raises:
+        KeyError: for a vendor not in :data:`VENDORS`.
+    """
+    cls: type[Any] = _load(VENDORS[vendor].sandbox)
+    return cls
+
+
 def vendor_names() -> tuple[str, ...]:
-    """The registered vendors' names, sorted."""
+    """Every registered vendor's name, sorted."""
     return tuple(sorted(VENDORS))
+
+
+def _load(path: str) -> Any:
+    module, _, attribute = path.partition(":")
+    return getattr(importlib.import_module(module), attribute)

@@ -1,23 +1,44 @@
-"""What every provider shares: the HTTP core it holds, lifecycle, and refusals."""
+"""What every provider shares: the HTTP core it holds, its lifecycle and its declarations."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, NoReturn, Self
+from typing import Any, ClassVar, Self
 
-from .._http import ClientStats, HTTPCore, fail_unsupported
-from ..provider import Capability
+from .._http import ClientStats, HTTPCore
+from ..limits import RateLimit
+from ..provider import Capability, CredentialField, VendorOption
 
 __all__ = ["ProviderBase"]
 
 
 class ProviderBase:
-    """Lifecycle and ``UnsupportedOperation`` defaults; vendors override what they offer."""
+    """Lifecycle and common properties; each vendor declares the class attributes below.
 
-    provider: str
+    A vendor implements only the operations it has: a capability it lacks is
+    absent (so ``isinstance(p, SupportsHealth)`` is False), never a stub.
+    """
+
+    provider: ClassVar[str]
+    """The vendor's name, e.g. ``"soda"``."""
+    title: ClassVar[str]
+    """The vendor's name for people, e.g. ``"Soda Cloud"``."""
+    credentials: ClassVar[tuple[CredentialField, ...]]
+    """The credential keywords of the constructor, and their environment variables."""
+    options: ClassVar[tuple[VendorOption, ...]]
+    """The vendor-specific constructor keywords (region, org, ...)."""
+    default_limits: ClassVar[Mapping[str, tuple[RateLimit, ...]]]
+    """The documented limits by bucket name; ``rate_limits=`` overrides them."""
+    credential_fields: ClassVar[Mapping[str, bool]]
+    """Derived from ``credentials``: keyword -> whether it is a secret (the older form)."""
     capabilities: frozenset[Capability]
     _http: HTTPCore
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "credentials" in cls.__dict__:
+            cls.credential_fields = {field.name: field.secret for field in cls.credentials}
 
     @property
     def account(self) -> str:
@@ -36,27 +57,6 @@ class ProviderBase:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} account={self.account!r} base_url={self.base_url!r}>"
-
-    def _unsupported(self, capability: Capability) -> NoReturn:
-        fail_unsupported(self.provider, self.account, capability.value)
-
-    async def update_description(self, runner_id: str, description: str) -> Any:
-        """Not offered by this vendor: raises ``UnsupportedOperation``."""
-        self._unsupported(Capability.UPDATE_DESCRIPTION)
-
-    async def deployment_manifest(self, runner_id: str) -> str:
-        """Not offered by this vendor: raises ``UnsupportedOperation``."""
-        self._unsupported(Capability.DEPLOYMENT_MANIFEST)
-
-    async def helm_values(self, runner_id: str) -> Mapping[str, Any] | bytes:
-        """Not offered by this vendor: raises ``UnsupportedOperation``."""
-        self._unsupported(Capability.HELM_VALUES)
-
-    async def run_operation(
-        self, runner_id: str, operation: str, parameters: Mapping[str, Any] | None = None
-    ) -> Any:
-        """Not offered by this vendor: raises ``UnsupportedOperation``."""
-        self._unsupported(Capability.RUN_OPERATION)
 
     async def aclose(self) -> None:
         """Close the session this provider opened; an injected session stays open."""

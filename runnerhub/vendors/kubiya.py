@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, Final, Unpack
+from typing import Any, ClassVar, Final, Unpack
 
 import attrs
 
@@ -76,6 +76,8 @@ KUBIYA: Final = VendorSpec(
 )
 
 _LIST: Final = Route("list_runners", "GET", "/api/v3/runners")
+# Kubiya documents no cheaper authenticated route than the (unpaginated) listing.
+_VERIFY: Final = Route("verify", "GET", "/api/v3/runners")
 _GET: Final = Route("get_runner", "GET", "/api/v3/runners/{runner}/describe")
 _HEALTH: Final = Route(
     "runner_health", "GET", "/api/v3/runners/{runner}/health", retry_server_errors=False
@@ -274,14 +276,28 @@ class KubiyaProvider(ProviderBase):
         UsageError: for an empty or malformed key, or an insecure base URL.
     """
 
-    provider = "kubiya"
-    title = "Kubiya"
-    #: Credential keywords, their environment variables, and whether each is a secret.
-    credentials: Final = (CredentialField("api_key", "KUBIYA_API_KEY"),)
-    options: Final[tuple[VendorOption, ...]] = ()
-    capabilities = frozenset(Capability)
+    provider: ClassVar[str] = "kubiya"
+    title: ClassVar[str] = "Kubiya"
+    credentials: ClassVar[tuple[CredentialField, ...]] = (
+        CredentialField("api_key", "KUBIYA_API_KEY"),
+    )
+    options: ClassVar[tuple[VendorOption, ...]] = ()
+    capabilities = frozenset(
+        {
+            Capability.LIST,
+            Capability.GET,
+            Capability.CREATE,
+            Capability.DELETE,
+            Capability.HEALTH,
+            Capability.HEALTH_CHECK,
+            Capability.UPDATE_DESCRIPTION,
+            Capability.DEPLOYMENT_MANIFEST,
+            Capability.HELM_VALUES,
+            Capability.RUN_OPERATION,
+        }
+    )
     #: Kubiya's documented per-key budget ("*": every route); ``rate_limits=`` overrides it.
-    default_limits: Final[Mapping[str, tuple[RateLimit, ...]]] = KUBIYA.limits
+    default_limits: ClassVar[Mapping[str, tuple[RateLimit, ...]]] = KUBIYA.limits
 
     def __init__(self, api_key: str, **options: Unpack[ClientOptions]) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
@@ -315,16 +331,16 @@ class KubiyaProvider(ProviderBase):
             options["base_url"] = base.rstrip("/").removesuffix("/api/v1")
         return cls(key, **options)
 
-    def _format(self, route: Route, exc: errors.ResponseFormatError) -> errors.ResponseFormatError:
-        return self._http.format_error(route.operation, exc.message)
-
     async def verify(self) -> None:
-        """Check the key with the cheapest authenticated request Kubiya documents (the list).
+        """Check the key with one listing request (Kubiya has no cheaper authenticated route).
 
         Raises:
             AuthenticationError: for a key Kubiya refuses.
         """
-        await self._http.request(_LIST)
+        await self._http.request(_VERIFY)
+
+    def _format(self, route: Route, exc: errors.ResponseFormatError) -> errors.ResponseFormatError:
+        return self._http.format_error(route.operation, exc.message)
 
     async def list_runners(self) -> AsyncIterator[Runner]:
         """Yield every runner (Kubiya returns them all in one unpaginated array)."""

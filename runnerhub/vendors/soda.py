@@ -13,7 +13,7 @@ import collections
 import functools
 import os
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, Final, Unpack
+from typing import Any, ClassVar, Final, Unpack
 
 import attrs
 import cattrs
@@ -214,15 +214,14 @@ class SodaProvider(ProviderBase):
             or an insecure base URL.
     """
 
-    provider = "soda"
-    title = "Soda Cloud"
-    #: Credential keywords, their environment variables, and whether each is a secret.
-    credentials: Final = (
+    provider: ClassVar[str] = "soda"
+    title: ClassVar[str] = "Soda Cloud"
+    credentials: ClassVar[tuple[CredentialField, ...]] = (
         CredentialField("api_key_id", "SODA_API_KEY_ID", secret=False),
         CredentialField("api_key_secret", "SODA_API_KEY_SECRET"),
         CredentialField("token", "SODA_TOKEN"),
     )
-    options: Final = (
+    options: ClassVar[tuple[VendorOption, ...]] = (
         VendorOption(
             "region", "Soda Cloud region (ignored with base_url)", "SODA_REGION", tuple(REGIONS)
         ),
@@ -231,7 +230,7 @@ class SodaProvider(ProviderBase):
         {Capability.LIST, Capability.GET, Capability.CREATE, Capability.DELETE, Capability.HEALTH}
     )
     #: Soda's documented limits, by operation; ``rate_limits=`` overrides them.
-    default_limits: Final[Mapping[str, tuple[RateLimit, ...]]] = SODA.limits
+    default_limits: ClassVar[Mapping[str, tuple[RateLimit, ...]]] = SODA.limits
 
     def __init__(
         self,
