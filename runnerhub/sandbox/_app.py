@@ -15,6 +15,7 @@ from aiohttp import web
 from . import _faults
 from ._common import EXCHANGE, Exchange, Handler, Service, Settings, Vendor
 from ._faults import FaultSet
+from ._github import GitHubService
 from ._kubiya import KUBIYA_LIMITS, ErrorStyle, HelmchartFormat, KubiyaOrg, KubiyaService
 from ._soda import SODA_LIMITS, SodaOrg, SodaService
 from ._window import RetryAfterStyle
@@ -83,6 +84,7 @@ class Sandbox:
         kubiya_error_style: ErrorStyle = "code_error",
         kubiya_helmchart_format: HelmchartFormat = "json",
         reference_time: datetime | None = None,
+        vendor_options: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         if time_scale <= 0:
             raise ValueError("time_scale must be positive")
@@ -107,7 +109,15 @@ class Sandbox:
             error_style=kubiya_error_style,
             helmchart_format=kubiya_helmchart_format,
         )
-        self._services: dict[Vendor, Service] = {"soda": self._soda, "kubiya": self._kubiya}
+        # Local registration of the GitHub service until Sandbox is generic over vendors.
+        github_options = dict((vendor_options or {}).get("github", {}))
+        github_options.setdefault("seed", seed)
+        self._github = GitHubService(self._settings, **github_options)
+        self._services: dict[Vendor, Service] = {
+            "soda": self._soda,
+            "kubiya": self._kubiya,
+            "github": self._github,
+        }
 
     def __repr__(self) -> str:
         return (
@@ -171,6 +181,14 @@ class Sandbox:
         org = KubiyaOrg.seeded(name, self.seed, runners, unhealthy=unhealthy, api_key=api_key)
         self.kubiya_orgs[name] = org
         return org
+
+    def service(self, vendor: str) -> Any:
+        """The service emulating ``vendor``; ``KeyError`` if none does."""
+        return self._services[vendor]  # type: ignore[index]  # Vendor narrows str
+
+    def add_org(self, vendor: str, name: str, runners: int = 0, **options: Any) -> Any:
+        """Add an org to ``vendor``'s service; returns the vendor's org object."""
+        return self.service(vendor).add_org(name, runners, **options)
 
     @staticmethod
     def _check_new(name: str, orgs: Mapping[str, object]) -> None:
@@ -258,11 +276,22 @@ class Sandbox:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path
-        service = next((s for s in self._services.values() if path.startswith(s.prefix)), None)
-        if service is None:
-            return await handler(request)
         route_name = request.match_info.route.name or ""
         vendor_name, _, operation = route_name.partition(".")
+        # A matched route names its vendor; a miss goes to the service owning the
+        # prefix (GitHub's root paths share none, so its misses are plain 404s).
+        service = self._services.get(vendor_name)  # type: ignore[call-overload]
+        if service is None:
+            service = next(
+                (
+                    s
+                    for s in self._services.values()
+                    if s.prefix != "/" and path.startswith(s.prefix)
+                ),
+                None,
+            )
+        if service is None:
+            return await handler(request)
         exchange = Exchange(
             vendor=service.vendor,
             arrival=time.monotonic(),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
@@ -13,7 +13,7 @@ from aiohttp import web
 
 from ._window import Limiter, RetryAfterStyle, retry_after_value
 
-Vendor = Literal["soda", "kubiya"]
+Vendor = Literal["soda", "kubiya", "github"]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -58,6 +58,18 @@ class Settings:
         if self.retry_after is None:
             return {}
         return {"Retry-After": retry_after_value(seconds, self.retry_after, time.time())}
+
+
+@attrs.frozen
+class SandboxAccount:
+    """What a client needs to talk to one emulated account."""
+
+    vendor: str
+    name: str
+    # Provider constructor keyword -> value; secrets, so never in a repr.
+    credentials: Mapping[str, str] = attrs.field(repr=False)
+    # Vendor options, e.g. {"org": "acme"} or {"region": "eu"}; may be {}.
+    options: Mapping[str, str]
 
 
 class Service(Protocol):
