@@ -29,7 +29,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -91,6 +91,9 @@ _APPLICATIONS = (
     ("win", "arm64"),
 )
 _RUNNER_VERSION = "2.321.0"
+_ORG_OPTIONS = frozenset(
+    {"scope", "token", "labels", "runner_groups", "rate_limit", "former_names"}
+)
 # Path segments after ``/actions/runners``, by operation.
 _TRAILING = {
     "list_runners": 0,
@@ -220,51 +223,40 @@ class GitHubService:
 
     # -- the Service protocol: state ------------------------------------------------
 
-    def add_org(
-        self,
-        name: str,
-        runners: int = 0,
-        *,
-        scope: Scope | None = None,
-        token: str | None = None,
-        labels: Sequence[str] | None = None,
-        runner_groups: Sequence[int] = (1,),
-        rate_limit: int | None = None,
-        former_names: Iterable[str] = (),
-    ) -> GitHubOrg:
+    def add_org(self, name: str, runners: int = 0, **options: Any) -> GitHubOrg:
         """Add a runner scope with ``runners`` seeded runners.
 
         Args:
             name: The org or enterprise slug, or ``"owner/name"`` for a repository.
             runners: How many runners to seed (a fixed mix of OSes, architectures,
                 online/offline/busy and ephemeral; see ``GitHubOrg.seeded``).
-            scope: ``"org"``, ``"repo"`` or ``"enterprise"``; default ``"repo"``
-                if ``name`` has a ``/``, else ``"org"``.
-            token: The admin token; derived from the seed and ``name`` if not
-                given. Scopes sharing a token share its limits.
-            labels: Custom labels seeded runners draw from.
-            runner_groups: Runner group ids the scope has (the first is the default).
-            rate_limit: This token's primary budget per hour, instead of ``primary_limit``.
-            former_names: Names that redirect to ``name`` (a renamed org or repo).
+            **options: Any of
+
+                - ``scope``: ``"org"``, ``"repo"`` or ``"enterprise"``; default
+                  ``"repo"`` if ``name`` has a ``/``, else ``"org"``.
+                - ``token``: the admin token; derived from the seed and ``name``
+                  if not given. Scopes sharing a token share its limits.
+                - ``labels``: custom labels seeded runners draw from.
+                - ``runner_groups``: runner group ids (the first is the default).
+                - ``rate_limit``: this token's primary budget per hour, instead
+                  of the service's ``primary_limit``.
+                - ``former_names``: names that redirect to ``name`` (renamed).
 
         Raises:
             ValueError: The name is taken (in any scope, current or former) or malformed.
+            TypeError: An option is not one of the above.
         """
-        chosen: Scope = scope or ("repo" if "/" in name else "org")
-        for taken in [name, *former_names]:
+        unknown = set(options) - _ORG_OPTIONS
+        if unknown:
+            raise TypeError(f"unknown GitHub org options: {sorted(unknown)}")
+        default: Scope = "repo" if "/" in name else "org"
+        chosen: Scope = options.pop("scope", None) or default
+        former = tuple(options.pop("former_names", ()))
+        for taken in (name, *former):
             if self._lookup(taken) is not None:
                 raise ValueError(f"org {taken!r} already exists")
-        extra: dict[str, Any] = {} if labels is None else {"labels": tuple(labels)}
         org = GitHubOrg.seeded(
-            name,
-            self._seed,
-            runners,
-            scope=chosen,
-            token=token,
-            runner_groups=runner_groups,
-            rate_limit=rate_limit,
-            former_names=former_names,
-            **extra,
+            name, self._seed, runners, scope=chosen, former_names=former, **options
         )
         self.orgs[name] = org
         return org

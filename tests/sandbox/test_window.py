@@ -30,7 +30,7 @@ def test_window_entry_leaves_exactly_one_period_later() -> None:
 
 
 def test_wait_for_several_slots() -> None:
-    """A weighted entry waits until ``cost`` slots are free; one larger than the limit never fits."""
+    """An entry of weight ``cost`` waits for ``cost`` free slots; one above the limit never fits."""
     window = Window(10, 1.0)
     for t in (0.0, 0.2, 0.4):
         for _ in range(3):
