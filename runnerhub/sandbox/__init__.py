@@ -1,4 +1,4 @@
-"""An in-process emulator of the Soda Cloud v1 and Kubiya v3 runner APIs.
+"""An in-process emulator of the Soda Cloud v1, Kubiya v3 and GitHub Actions runner APIs.
 
 Written from the vendors' specs alone, never from runnerhub's client code, so
 tests against it show the client agrees with the vendor rather than with itself.
@@ -17,6 +17,7 @@ Kubiya error bodies, by ``kubiya_error_style``: ``"code_error"``
 
 from ._app import RequestRecord, Sandbox, run_forever
 from ._faults import Fault, FaultKind, FaultSet, RandomFaults
+from ._github_state import GitHubOrg
 from ._kubiya import KubiyaOrg
 from ._soda import SodaOrg
 
@@ -24,6 +25,7 @@ __all__ = [
     "Fault",
     "FaultKind",
     "FaultSet",
+    "GitHubOrg",
     "KubiyaOrg",
     "RandomFaults",
     "RequestRecord",

@@ -154,7 +154,6 @@ class _Target:
     rest: str
 
 
-GITHUB_TARGET = web.RequestKey("runnerhub_sandbox_github_target", _Target)
 _TOKEN = web.RequestKey("runnerhub_sandbox_github_token", str)
 
 
@@ -631,7 +630,7 @@ class GitHubService:
         request[EXCHANGE].org = org.name
         # Split the raw path (still percent-encoded) from the end, where its shape
         # is known: [mount][scope segments]/actions/runners[rest].
-        segments = request.raw_path.split("/")
+        segments = request.rel_url.raw_path.split("/")
         operation = (info.route.name or "").partition(".")[2]
         tail = len(segments) - _TRAILING.get(operation, 0)
         scope_length = 3 if kind == "repos" else 2

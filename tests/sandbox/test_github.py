@@ -727,10 +727,10 @@ async def test_renamed_repo_redirects_with_the_rest_of_the_path(
     """A former repo name keeps the path after the scope in its ``Location``."""
     org = sandbox.add_org("github", "acme/api", runners=1, former_names=["acme/legacy-api"])
     runner_id = next(iter(org.runners))
-    path = f"{url}/repos/acme/legacy-api/actions/runners/{runner_id}/labels"
+    path = f"{url}/repos/acme/legacy-api/actions/runners/{runner_id}/labels?x=1"
     async with http.get(path, headers=auth(org), allow_redirects=False) as resp:
         assert resp.status == 301
-        expected = f"{url}/repos/acme/api/actions/runners/{runner_id}/labels"
+        expected = f"{url}/repos/acme/api/actions/runners/{runner_id}/labels?x=1"
         assert resp.headers["Location"] == expected
 
 
