@@ -19,7 +19,21 @@ Limits (notes §6), per token:
   flight. A breach is a 403 with ``retry-after`` and a "secondary rate limit"
   message; ``x-ratelimit-remaining`` stays as it is.
 
-Requests refused by a limit are not charged to any budget.
+Requests refused by a limit are not charged to any budget. A concurrency
+breach suggests ``retry-after`` of one (scaled) second: GitHub says nothing.
+
+Where the notes leave a choice open (UNCONFIRMED or INFER there), the sandbox:
+
+- answers 404 to a valid token naming a scope it cannot see, as for a missing one;
+  a scope's ``read_token`` may read, and gets 403 on mutations;
+- caps ``per_page`` at 100, treats a missing, non-numeric or < 1 ``per_page``
+  or ``page`` as the default, and serves ``runners: []`` past the last page;
+- filters ``name`` exactly, ignoring case (runner names are unique ignoring case);
+- answers 409 to a JIT request naming an existing runner, 404 to an unknown
+  runner group, and 422 to deleting a busy runner or removing a read-only label;
+- leaves ``runner_group_id`` out of repository runners (they have no groups);
+- redirects a former org or repo name with 301 for GET and 307 otherwise,
+  to the same host, keeping the rest of the path and the query.
 """
 
 from __future__ import annotations

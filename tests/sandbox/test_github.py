@@ -870,3 +870,54 @@ def test_served_by_a_plain_application() -> None:
             "remove_label",
         )
     }
+
+
+def test_rename_checks() -> None:
+    """Renaming keeps names unique and repos in ``owner/name`` form."""
+    service = GitHubService(Settings())
+    service.add_org("acme")
+    service.add_org("other")
+    service.add_org("acme/api")
+    with pytest.raises(ValueError, match="already exists"):
+        service.rename("acme", "OTHER")
+    with pytest.raises(ValueError, match="owner/name"):
+        service.rename("acme/api", "api")
+    with pytest.raises(KeyError):
+        service.rename("nope", "new")
+    org = service.rename("acme", "ACME")
+    assert org.former_names == ["acme"]
+    assert list(service.orgs) == ["other", "acme/api", "ACME"]
+
+
+async def test_without_a_primary_budget(http: aiohttp.ClientSession) -> None:
+    """``primary_limit=None`` (GHES's default) sends no ``x-ratelimit-*``; faults neither."""
+    sandbox = Sandbox(vendor_options={"github": {"primary_limit": None}})
+    org = sandbox.add_org("github", "acme", runners=1)
+    sandbox.faults.add(Fault(FaultKind.STATUS, status=500, vendor="github", times=1))
+    async with sandbox.serve() as url:
+        for status in (500, 200):
+            async with http.get(f"{url}/orgs/acme/actions/runners", headers=auth(org)) as resp:
+                assert resp.status == status
+                assert "x-ratelimit-limit" not in resp.headers
+                assert "x-github-request-id" in resp.headers
+
+
+@pytest.mark.parametrize(("name", "scope"), [("acme/api", "repo"), ("acme-ent", "enterprise")])
+async def test_jit_and_permissions_at_other_scopes(
+    sandbox: Sandbox, url: str, http: aiohttp.ClientSession, name: str, scope: str
+) -> None:
+    """JIT runners follow the scope's shape; read-only 403s name the scope's permission."""
+    org = sandbox.add_org("github", name, scope=scope)
+    path = f"{url}{runners_path(org)}/generate-jitconfig"
+    request = {"name": "jit", "runner_group_id": 1, "labels": ["self-hosted"]}
+    async with http.post(path, json=request, headers=auth(org)) as resp:
+        assert resp.status == 201
+        body = await resp.json()
+    assert ("runner_group_id" in body["runner"]) is (scope != "repo")
+    files = json.loads(base64.b64decode(body["encoded_jit_config"]))
+    server = json.loads(base64.b64decode(files[".runner"]))["GitHubUrl"]
+    assert server.endswith(f"/enterprises/{name}" if scope == "enterprise" else f"/{name}")
+    async with http.post(path, json=request, headers=auth(org, read_only=True)) as resp:
+        assert resp.status == 403
+        permission = resp.headers.get("x-accepted-github-permissions")
+    assert permission == ("administration=write" if scope == "repo" else None)
