@@ -5,22 +5,12 @@ One route per operation serves all three scopes: ``/orgs/{org}``,
 ``/organizations/{id}`` and ``/repositories/{id}`` that GitHub's own ``Link``
 headers use (notes §5), each followed by ``/actions/runners``.
 
-Limits (notes §6), per token:
-
-- The primary budget is a fixed window: it starts with the first request after
-  the last one ended, lasts an hour (divided by ``time_scale``) and admits
-  ``primary_limit`` requests. Every response reports it in ``x-ratelimit-*``.
-  Requests without a valid token draw from one shared budget of
-  ``unauthenticated_limit`` (per IP on GitHub; every sandbox client is on loopback).
-- Secondary limits are sliding windows (the strictest reading of "per minute"):
-  ``points_per_minute`` (GET 1 point, anything else 5), and
-  ``content_per_minute`` / ``content_per_hour`` over mutations (the notes
-  treat every mutation as content-creating), plus ``concurrency`` requests in
-  flight. A breach is a 403 with ``retry-after`` and a "secondary rate limit"
-  message; ``x-ratelimit-remaining`` stays as it is.
-
-Requests refused by a limit are not charged to any budget. A concurrency
-breach suggests ``retry-after`` of one (scaled) second: GitHub says nothing.
+Limits (notes §6) are kept per token by ``_github_limits``: a fixed-window
+primary budget reported in ``x-ratelimit-*`` on every response, and sliding
+secondary windows (points, content creation, concurrency) whose breach is a
+403 with ``retry-after`` and a "secondary rate limit" message. Requests without
+a valid token share one budget of ``unauthenticated_limit`` (per IP on GitHub;
+every sandbox client is on loopback).
 
 Where the notes leave a choice open (UNCONFIRMED or INFER there), the sandbox:
 
@@ -61,6 +51,7 @@ from ._common import (
     credential_id,
     utcnow,
 )
+from ._github_limits import GitHubBudgets, GitHubLimits
 from ._github_state import SCOPES, GitHubOrg, Scope, expires_at
 
 API_VERSIONS = frozenset({"2022-11-28", "2026-03-10"})
@@ -72,8 +63,8 @@ _SCOPE_PATH = (
     "/{kind:orgs|repos|enterprises|organizations|repositories}"
     "/{owner}{repo:(?:/[^/]+)?}/actions/runners"
 )
-_HOUR = 3600.0
-_MINUTE = 60.0
+# The budget key of requests without a valid token (credential tags are 12 hex digits).
+_UNAUTHENTICATED = "unauthenticated"
 _PER_PAGE_DEFAULT = 30
 _PER_PAGE_MAX = 100
 _MAX_LABELS = 100
@@ -123,30 +114,6 @@ _TRAILING = {
     "remove_all_labels": 2,
     "remove_label": 3,
 }
-
-
-@attrs.frozen
-class _Limits:
-    """The service's limit knobs, validated once."""
-
-    primary: int | None
-    unauthenticated: int
-    status: int
-    concurrency: int
-    points_per_minute: int
-    content_per_minute: int
-    content_per_hour: int
-
-    def __attrs_post_init__(self) -> None:
-        if self.status not in (403, 429):
-            raise ValueError(f"rate_limit_status must be 403 or 429, got {self.status}")
-        if self.points_per_minute < 5:
-            raise ValueError("points_per_minute must be at least 5, the cost of a mutation")
-        for field in ("unauthenticated", "concurrency", "content_per_minute", "content_per_hour"):
-            if getattr(self, field) < 1:
-                raise ValueError(f"{field} must be at least 1")
-        if self.primary is not None and self.primary < 1:
-            raise ValueError("primary_limit must be at least 1 or None")
 
 
 class _Answer(Exception):
@@ -216,20 +183,20 @@ class GitHubService:
         self.prefix = path_prefix + "/"
         self._settings = settings
         self._path_prefix = path_prefix
-        self._limits = _Limits(
-            primary_limit,
-            unauthenticated_limit,
-            rate_limit_status,
-            concurrency,
-            points_per_minute,
-            content_per_minute,
-            content_per_hour,
+        self._budgets = GitHubBudgets(
+            GitHubLimits(
+                primary_limit,
+                unauthenticated_limit,
+                rate_limit_status,
+                concurrency,
+                points_per_minute,
+                content_per_minute,
+                content_per_hour,
+            ),
+            settings,
         )
         self._link_by_id = link_by_id
         self._seed = seed
-        self._in_flight: dict[str, int] = {}
-        # Window starts of the primary budgets, by budget key.
-        self._starts: dict[tuple[str, ...], float] = {}
 
     def __repr__(self) -> str:
         return f"GitHubService(orgs={list(self.orgs)}, prefix={self.prefix!r})"
@@ -299,7 +266,7 @@ class GitHubService:
 
     def in_flight(self, token: str) -> int:
         """How many requests presenting ``token`` are being served right now."""
-        return self._in_flight.get(credential_id(token), 0)
+        return self._budgets.in_flight(credential_id(token))
 
     def demo(self) -> None:
         """Add the demo org ``gh-acme`` with 60 runners."""
@@ -380,32 +347,38 @@ class GitHubService:
         key = exchange.credential
         limit = self._primary_limit(presented)
         now = exchange.arrival
-        if limit is not None:
-            used, _ = self._budget(("core", key), limit, now)
-            if used >= limit and self._settings.enforce_limits:
-                response = self._fail(
-                    self._limits.status,
-                    f"API rate limit exceeded for user ID {owners[0].id}.",
-                    f"{RATE_DOCS}#about-the-primary-rate-limit",
-                )
-                self._rate_headers(response.headers, ("core", key), limit, now)
-                return response
-        refused = self._secondary(request.method, key, now)
-        if refused is not None:
+        budgets = self._budgets
+        exhausted = limit is not None and not budgets.budget(key, limit, now).remaining
+        if limit is not None and exhausted and self._settings.enforce_limits:
+            response = self._fail(
+                budgets.limits.status,
+                f"API rate limit exceeded for user ID {owners[0].id}.",
+                f"{RATE_DOCS}#about-the-primary-rate-limit",
+            )
+            self._rate_headers(response.headers, key, limit, now)
+            return response
+        wait = budgets.admit(key, mutation=request.method not in _READ_METHODS, now=now)
+        if wait:
+            response = self._fail(
+                403,
+                "You have exceeded a secondary rate limit. Please wait a few minutes before "
+                "you try again. If you reach out to GitHub Support for help, please include "
+                f"the request ID {self._request_id()}.",
+                f"{RATE_DOCS}#about-secondary-rate-limits",
+            )
+            response.headers.update(self._settings.retry_after_header(wait))
             if limit is not None:
-                self._rate_headers(refused.headers, ("core", key), limit, now)
-            return refused
+                self._rate_headers(response.headers, key, limit, now)
+            return response
         if limit is not None:
-            self._charge(("core", key), limit, now)
-        self._in_flight[key] = self._in_flight.get(key, 0) + 1
+            budgets.charge(key, limit, now)
+        budgets.enter(key)
         try:
             served = await self._serve(request, handler)
         finally:
-            self._in_flight[key] -= 1
-            if not self._in_flight[key]:
-                del self._in_flight[key]
+            budgets.leave(key)
         if limit is not None and not served.prepared:
-            self._rate_headers(served.headers, ("core", key), limit, now)
+            self._rate_headers(served.headers, key, limit, now)
         return served
 
     def error(self, status: int, message: str) -> web.Response:
@@ -423,7 +396,7 @@ class GitHubService:
         if org is not None:
             limit = self._primary_limit(org.token)
             if limit is not None:
-                self._rate_headers(headers, ("core", exchange.credential), limit, exchange.arrival)
+                self._rate_headers(headers, exchange.credential, limit, exchange.arrival)
 
     def wrong_shape(self, operation: str) -> Any:
         if operation == "list_runners":
@@ -454,104 +427,42 @@ class GitHubService:
         return credential in (credential_id(org.token), credential_id(org.read_token))
 
     def _primary_limit(self, token: str) -> int | None:
-        if self._limits.primary is None:
+        if self._budgets.limits.primary is None:
             return None
         for org in self.orgs.values():
             if org.rate_limit is not None and token in (org.token, org.read_token):
                 return org.rate_limit
-        return self._limits.primary
+        return self._budgets.limits.primary
 
     def _unauthenticated(
         self, request: web.Request, exchange: Exchange, presented: str | None
     ) -> web.Response:
-        key = ("core", "unauthenticated")
-        limit = self._limits.unauthenticated
+        key = _UNAUTHENTICATED
+        budgets = self._budgets
+        limit = budgets.limits.unauthenticated
         now = exchange.arrival
-        used, _ = self._budget(key, limit, now)
-        if used >= limit and self._settings.enforce_limits:
+        if budgets.budget(key, limit, now).remaining == 0 and self._settings.enforce_limits:
             response = self._fail(
-                self._limits.status,
+                budgets.limits.status,
                 f"API rate limit exceeded for {request.remote}. (But here's the good news: "
                 "Authenticated requests get a higher rate limit. Check out the documentation "
                 "for more details.)",
                 f"{RATE_DOCS}#about-the-primary-rate-limit",
             )
         else:
-            self._charge(key, limit, now)
+            budgets.charge(key, limit, now)
             message = "Requires authentication" if presented is None else "Bad credentials"
             response = self._fail(401, message, DOCS)
         self._rate_headers(response.headers, key, limit, now)
         return response
 
-    def _primary_window(self, key: tuple[str, ...], limit: int) -> Any:
-        scaled = self._settings.scaled(limit, _HOUR)
-        return self._settings.limiter.windows(("github", *key, limit), [scaled])[0]
-
-    def _budget(self, key: tuple[str, ...], limit: int, now: float) -> tuple[int, float]:
-        """``(used, window_end)`` of a fixed-window budget at ``now``."""
-        window = self._primary_window(key, limit)
-        used: int = window.count(now)
-        if not used:
-            return 0, now + window.period
-        return used, self._starts[key] + window.period
-
-    def _charge(self, key: tuple[str, ...], limit: int, now: float) -> None:
-        # Every entry of a window is logged at the window's start, so the sliding
-        # log empties all at once, one period after the first request: a fixed window.
-        window = self._primary_window(key, limit)
-        if not window.count(now):
-            self._starts[key] = now
-        window.add(self._starts[key])
-
-    def _rate_headers(
-        self, headers: CIMultiDict[str], key: tuple[str, ...], limit: int, now: float
-    ) -> None:
-        used, end = self._budget(key, limit, now)
+    def _rate_headers(self, headers: CIMultiDict[str], key: str, limit: int, now: float) -> None:
+        budget = self._budgets.budget(key, limit, now)
         headers["x-ratelimit-limit"] = str(limit)
-        headers["x-ratelimit-remaining"] = str(max(0, limit - used))
-        headers["x-ratelimit-used"] = str(used)
-        headers["x-ratelimit-reset"] = str(math.ceil(time.time() + (end - now)))
+        headers["x-ratelimit-remaining"] = str(budget.remaining)
+        headers["x-ratelimit-used"] = str(budget.used)
+        headers["x-ratelimit-reset"] = str(math.ceil(time.time() + budget.reset_after))
         headers["x-ratelimit-resource"] = "core"
-
-    def _secondary(self, method: str, key: str, now: float) -> web.Response | None:
-        """A secondary-limit 403 for this request, or ``None`` after charging it."""
-        limits = self._limits
-        scale = self._settings.time_scale
-        # How long a slot takes to free is unknowable; suggest a second.
-        wait = 1.0 / scale if self._in_flight.get(key, 0) >= limits.concurrency else 0.0
-        mutation = method not in _READ_METHODS
-        cost = 5 if mutation else 1
-        limiter = self._settings.limiter
-        points = limiter.windows(
-            ("github", "points", key), [self._settings.scaled(limits.points_per_minute, _MINUTE)]
-        )
-        content = limiter.windows(
-            ("github", "content", key),
-            [
-                self._settings.scaled(limits.content_per_minute, _MINUTE),
-                self._settings.scaled(limits.content_per_hour, _HOUR),
-            ],
-        )
-        wait = max(wait, *(w.wait(now, cost) for w in points))
-        if mutation:
-            wait = max(wait, *(w.wait(now) for w in content))
-        if wait > 0.0 and self._settings.enforce_limits:
-            response = self._fail(
-                403,
-                "You have exceeded a secondary rate limit. Please wait a few minutes before "
-                "you try again. If you reach out to GitHub Support for help, please include "
-                f"the request ID {self._request_id()}.",
-                f"{RATE_DOCS}#about-secondary-rate-limits",
-            )
-            response.headers.update(self._settings.retry_after_header(wait))
-            return response
-        for window in points:
-            for _ in range(cost):
-                window.add(now)
-        if mutation:
-            for window in content:
-                window.add(now)
-        return None
 
     async def _serve(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
