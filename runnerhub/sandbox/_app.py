@@ -50,7 +50,7 @@ class RequestRecord:
 
 
 class Sandbox:
-    """An emulator of the Soda Cloud v1 and Kubiya v3 runner APIs on one aiohttp app.
+    """An emulator of the Soda Cloud v1, Kubiya v3 and GitHub runner APIs on one aiohttp app.
 
     Orgs may be added, and their runners edited, while serving.
 
@@ -70,6 +70,8 @@ class Sandbox:
         kubiya_helmchart_format: ``"json"`` Helm values (what clients decode) or
             ``"tgz"`` (what the docs claim).
         reference_time: Instant that seeded timestamps are relative to (default: now).
+        vendor_options: Per-vendor service options, e.g. ``{"github": {"path_prefix":
+            "/api/v3", "primary_limit": 100}}`` (see ``GitHubService``).
     """
 
     def __init__(
@@ -280,7 +282,7 @@ class Sandbox:
         vendor_name, _, operation = route_name.partition(".")
         # A matched route names its vendor; a miss goes to the service owning the
         # prefix (GitHub's root paths share none, so its misses are plain 404s).
-        service = self._services.get(vendor_name)  # type: ignore[call-overload]
+        service = self._services.get(vendor_name)  # type: ignore[call-overload]  # str key, Vendor dict
         if service is None:
             service = next(
                 (

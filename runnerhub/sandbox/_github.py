@@ -52,7 +52,7 @@ from ._common import (
     utcnow,
 )
 from ._github_limits import GitHubBudgets, GitHubLimits
-from ._github_state import SCOPES, GitHubOrg, Scope, expires_at
+from ._github_state import GitHubOrg, Scope, expires_at
 
 API_VERSIONS = frozenset({"2022-11-28", "2026-03-10"})
 DOCS = "https://docs.github.com/rest"
@@ -846,6 +846,3 @@ def _positive(text: str | None, default: int) -> int:
     if text is None or not (text.isascii() and text.isdigit()) or int(text) < 1:
         return default
     return int(text)
-
-
-__all__ = ["SCOPES", "GitHubOrg", "GitHubService"]
