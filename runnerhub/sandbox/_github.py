@@ -117,7 +117,7 @@ _TRAILING = {
 
 
 class _Answer(Exception):
-    """Raised by a handler helper to send ``response`` as it is."""
+    """Raised while serving a request to send ``response`` as it is."""
 
     def __init__(self, response: web.Response) -> None:
         super().__init__(response.status)
