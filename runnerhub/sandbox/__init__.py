@@ -1,4 +1,4 @@
-"""An in-process emulator of every registered vendor's runner API (Soda Cloud v1, Kubiya v3).
+"""An in-process emulator of every registered vendor's runner API.
 
 Written from the vendors' specs alone, never from runnerhub's client code, so
 tests against it show the client agrees with the vendor rather than with itself.
@@ -43,6 +43,7 @@ tests alike.
 from ._app import RequestRecord, Sandbox, run_forever
 from ._common import SandboxAccount, Service, Settings
 from ._faults import Fault, FaultKind, FaultSet, RandomFaults
+from ._github_state import GitHubOrg
 from ._kubiya_state import KubiyaOrg
 from ._soda import SodaOrg
 
@@ -50,6 +51,7 @@ __all__ = [
     "Fault",
     "FaultKind",
     "FaultSet",
+    "GitHubOrg",
     "KubiyaOrg",
     "RandomFaults",
     "RequestRecord",

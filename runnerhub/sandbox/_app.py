@@ -336,7 +336,10 @@ class Sandbox:
         if service is None:
             service = self._services.get(vendor_name) if operation else None
         if service is None:
-            service = next((s for s in self._services.values() if path.startswith(s.prefix)), None)
+            service = next(
+                (s for s in self._services.values() if s.prefix and path.startswith(s.prefix)),
+                None,
+            )
         if service is None:
             return None
         return service, mount, path, operation if vendor_name == service.vendor else "unknown"

@@ -97,7 +97,8 @@ class Service(Protocol):
     """
 
     vendor: str
-    # Where the vendor's paths start when served at the root, e.g. "/api/v1/".
+    # Where the vendor's paths start when served at the root, e.g. "/api/v1/";
+    # "" when they share none (the vendor then answers only its own routes there).
     prefix: str
 
     @property

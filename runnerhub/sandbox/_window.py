@@ -43,14 +43,19 @@ class Window:
         """Requests that would still be admitted at ``now``."""
         return max(0, self.limit - self.count(now))
 
-    def wait(self, now: float) -> float:
-        """Seconds until a request would be admitted (0.0 if it would be now)."""
+    def wait(self, now: float, cost: int = 1) -> float:
+        """Seconds until ``cost`` more entries would fit (0.0 if they would now).
+
+        ``cost`` above ``limit`` never fits: the wait is infinite.
+        """
         n = self.count(now)
-        if n < self.limit:
+        if n + cost <= self.limit:
             return 0.0
-        # The log may exceed the limit when enforcement is off; a slot frees
-        # once all but ``limit - 1`` entries have expired.
-        return self._log[n - self.limit] + self.period - now
+        if cost > self.limit:
+            return math.inf
+        # The log may exceed the limit when enforcement is off; ``cost`` slots
+        # free once all but ``limit - cost`` entries have expired.
+        return self._log[n + cost - 1 - self.limit] + self.period - now
 
     def reset(self, now: float) -> float:
         """Seconds until the oldest admitted request leaves the window (0.0 if empty)."""

@@ -70,6 +70,7 @@ def test_accounts_and_demo() -> None:
         ("soda", "soda-eu"),
         ("soda", "soda-us"),
         ("kubiya", "kubiya-prod"),
+        ("github", "gh-acme"),
     ]
     soda = sandbox.service("soda").orgs["soda-eu"]
     assert accounts[0].credentials == {

@@ -29,6 +29,20 @@ def test_window_entry_leaves_exactly_one_period_later() -> None:
     assert window.remaining(11.0) == 1
 
 
+def test_wait_for_several_slots() -> None:
+    """An entry of weight ``cost`` waits for ``cost`` free slots; one above the limit never fits."""
+    window = Window(10, 1.0)
+    for t in (0.0, 0.2, 0.4):
+        for _ in range(3):
+            window.add(t)
+    assert window.wait(0.5) == 0.0
+    assert window.wait(0.5, cost=1) == 0.0
+    # 9 in the log: 5 more fit once the entries of 0.0 and 0.2 are gone.
+    assert window.wait(0.5, cost=5) == pytest.approx(0.7)
+    assert window.wait(1.2, cost=5) == 0.0
+    assert window.wait(0.5, cost=11) == float("inf")
+
+
 def test_rejected_requests_do_not_count() -> None:
     """Hammering a full window does not push back the moment it frees up."""
     limiter = Limiter()
