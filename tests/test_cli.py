@@ -654,12 +654,17 @@ async def test_watch_reports_added_then_changes(fleet: Fleet, run: Run) -> None:
 
 
 def test_demo_json(capsys: pytest.CaptureFixture[str]) -> None:
-    """demo -o json: the seeded fleet of 4,540 runners, some degraded and offline, exit 0."""
+    """demo -o json: the seeded fleet of 4,600 runners, some degraded and offline, exit 0."""
     assert main(["demo", "-o", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     summary = data["summary"]
-    assert summary["runners"] == 4540
-    assert summary["accounts"] == {"soda-eu": 3000, "soda-us": 1500, "kubiya-prod": 40}
+    assert summary["runners"] == 4600
+    assert summary["accounts"] == {
+        "soda-eu": 3000,
+        "soda-us": 1500,
+        "kubiya-prod": 40,
+        "gh-acme": 60,
+    }
     assert summary["statuses"]["degraded"] > 0
     assert summary["statuses"]["offline"] > 0
     assert data["sandbox"]["time_scale"] == 10
@@ -671,10 +676,10 @@ def test_demo_table_is_a_sample_and_a_summary(capsys: pytest.CaptureFixture[str]
     out = capsys.readouterr().out
     assert "embedded sandbox" in out
     assert "10x vendor speed" in out
-    rows = [line for line in out.splitlines() if re.match(r"(soda-eu|soda-us|kubiya-prod) ", line)]
+    rows = [line for line in out.splitlines() if re.match(r"(soda-eu|soda-us|kubiya-prod|gh-acme) ", line)]
     assert 12 <= len(rows) <= 24
-    assert f"… {4540 - len(rows):,} more runner(s)" in out
-    assert "4,540 runner(s) in 3 account(s)" in out
+    assert f"… {4600 - len(rows):,} more runner(s)" in out
+    assert "4,600 runner(s) in 4 account(s)" in out
 
 
 # -- processes -----------------------------------------------------------------------------
@@ -771,7 +776,7 @@ async def test_sandbox_command_serves_the_emulator(
         (tmp_path / "sandbox.toml").write_text(toml, encoding="utf-8")
         result = await run("--config", str(tmp_path / "sandbox.toml"), "ls", "-o", "json")
         assert result.code == 0, result.err
-        assert result.json["summary"]["runners"] == 4540
+        assert result.json["summary"]["runners"] == 4600
     finally:
         proc.terminate()
         _, err = await asyncio.wait_for(proc.communicate(), 20)

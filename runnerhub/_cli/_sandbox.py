@@ -194,7 +194,7 @@ def _make_sandbox(seed: int, scale: float, *, demo: bool) -> Sandbox:
     # The same accounts with no runners.
     empty = Sandbox(seed, time_scale=scale)
     for account in seeded.accounts():
-        empty.add_org(account.vendor, account.name, runners=0, **account.options)
+        empty.add_org(account.vendor, account.name, runners=0)
     return empty
 
 
