@@ -34,7 +34,5 @@ class Hooks:
     def on_rate_limited(self, provider: str, account: str, operation: str) -> None:
         """The vendor refused for rate limiting (a 429, or a rate-limit 403)."""
 
-    def on_limiter_wait(
-        self, provider: str, account: str, operation: str, seconds: float
-    ) -> None:
+    def on_limiter_wait(self, provider: str, account: str, operation: str, seconds: float) -> None:
         """A request got its rate-limit slot after ``seconds`` of waiting (0.0 too)."""

@@ -80,9 +80,7 @@ async def _readyz(request: web.Request) -> web.Response:
     if monitor.ready:
         return web.Response(text="ready\n", headers=_HEADERS)
     waiting = sum(1 for s in monitor.accounts().values() if not s.tried)
-    return web.Response(
-        status=503, text=f"{waiting} account(s) not tried yet\n", headers=_HEADERS
-    )
+    return web.Response(status=503, text=f"{waiting} account(s) not tried yet\n", headers=_HEADERS)
 
 
 async def _inventory(request: web.Request) -> web.Response:
@@ -149,4 +147,3 @@ async def serve(
         yield f"http://{shown}:{bound_port}"
     finally:
         await runner.cleanup()
-

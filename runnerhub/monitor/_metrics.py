@@ -124,9 +124,7 @@ class MonitorMetrics(Hooks):
         """Count a rate-limit refusal."""
         self._rate_limited.labels(provider, operation).inc()
 
-    def on_limiter_wait(
-        self, provider: str, account: str, operation: str, seconds: float
-    ) -> None:
+    def on_limiter_wait(self, provider: str, account: str, operation: str, seconds: float) -> None:
         """Record a wait for a rate-limit slot."""
         self._waits.labels(provider, operation).observe(seconds)
 

@@ -34,7 +34,7 @@ import attrs
 
 from .. import errors
 from ..fleet import HealthFailure, Inventory, RunnerHub, VersionDrift
-from ..limits import LocalLimiter, RateLimit
+from ..limits import LocalLimiter
 from ..models import Runner, RunnerStatus
 from ..provider import Capability, RunnerProvider
 from ._budget import AccountBudget, Limits
@@ -356,9 +356,7 @@ class FleetMonitor:
         health = self._health.get(label)
         if not health:
             return tuple(runners)
-        return tuple(
-            attrs.evolve(r, status=health[r.id]) if r.id in health else r for r in runners
-        )
+        return tuple(attrs.evolve(r, status=health[r.id]) if r.id in health else r for r in runners)
 
     async def _health_pass(self, label: str, runner_ids: list[str]) -> None:
         provider = self._providers[label]

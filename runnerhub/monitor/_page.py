@@ -65,7 +65,9 @@ table{border-collapse:collapse;width:100%}
 th,td{text-align:left;padding:5px 10px;border-bottom:1px solid var(--line);white-space:nowrap}
 th{font-size:12px;color:var(--muted);font-weight:600;background:var(--bg)}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
-td.err{white-space:normal;color:var(--bad);max-width:420px}
+td.err{white-space:normal;color:var(--bad);min-width:200px;max-width:420px}
+td.wrap{white-space:normal}
+.scroll{overflow-x:auto}
 .pill{display:inline-block;padding:0 8px;border-radius:10px;font-size:12px;font-weight:600;
 border:1px solid currentColor}
 .up,.online{color:var(--ok)}.stale,.degraded,.behind{color:var(--warn)}
@@ -233,9 +235,7 @@ def render_page(
     form = (
         '<form method="get" action="/">'
         + _select("account", "Account", filters.account, [s.account for s in statuses])
-        + _select(
-            "provider", "Vendor", filters.provider, sorted({s.provider for s in statuses})
-        )
+        + _select("provider", "Vendor", filters.provider, sorted({s.provider for s in statuses}))
         + _select("status", "Runner status", filters.status, _STATUSES)
         + '<button type="submit">Filter</button><a href="/">clear</a></form>'
     )
@@ -303,7 +303,8 @@ def _accounts_table(
         rows.append(f'<tr data-account="{_e(status.account)}">{"".join(cells)}</tr>')
     if not rows:
         return '<p class="note">No account matches.</p>'
-    return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
+    table = f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
+    return f'<div class="scroll">{table}</div>'
 
 
 def _runners_table(
@@ -320,21 +321,21 @@ def _runners_table(
 
     ordered = sorted(runners, key=rank)[:RUNNER_ROWS]
     head = (
-        "<tr><th>Account</th><th>Vendor</th><th>Name</th><th>ID</th><th>Kind</th>"
-        "<th>Status</th><th>Version</th><th>Behind</th><th>Last seen</th></tr>"
+        "<tr><th>Account</th><th>Vendor</th><th>Name</th><th>Kind</th>"
+        "<th>Status</th><th>Versions</th><th>Behind the newest</th><th>Last seen</th></tr>"
     )
     rows = []
     for runner in ordered:
         behind = drift.get((runner.account, runner.id), ())
-        lag = ", ".join(f"{d.component} {d.version} < {d.newest}" for d in behind)
+        lag = ", ".join(f"{d.component} {d.version} → {d.newest}" for d in behind)
         status = runner.status.value
         rows.append(
             f'<tr data-runner="{_e(runner.id)}"><td>{_e(runner.account)}</td>'
-            f"<td>{_e(runner.provider)}</td><td>{_e(runner.name)}</td>"
-            f"<td><code>{_e(runner.id)}</code></td><td>{_e(runner.kind.value)}</td>"
+            f'<td>{_e(runner.provider)}</td><td title="id {_e(runner.id)}">{_e(runner.name)}</td>'
+            f"<td>{_e(runner.kind.value)}</td>"
             f'<td><span class="pill {status}">{status}</span></td>'
-            f"<td>{_e(_version(runner))}</td>"
-            f'<td class="behind">{_e(lag)}</td><td>{_time(runner.last_seen)}</td></tr>'
+            f'<td class="wrap">{_e(_version(runner))}</td>'
+            f'<td class="wrap behind">{_e(lag)}</td><td>{_time(runner.last_seen)}</td></tr>'
         )
     more = len(runners) - len(ordered)
     note = (
@@ -343,4 +344,5 @@ def _runners_table(
         if more > 0
         else ""
     )
-    return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>{note}"
+    table = f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
+    return f'<div class="scroll">{table}</div>{note}'
