@@ -151,9 +151,9 @@ def _e(value: object) -> str:
     return escape(str(value), quote=True)
 
 
-def _time(moment: datetime | None) -> str:
+def _time(moment: datetime | None, missing: str = "never") -> str:
     if moment is None:
-        return "never"
+        return missing
     stamp = moment.astimezone(UTC).isoformat(timespec="seconds")
     return f'<time datetime="{_e(stamp)}">{_e(stamp.replace("+00:00", "Z"))}</time>'
 
@@ -161,7 +161,7 @@ def _time(moment: datetime | None) -> str:
 def _seconds(value: float) -> str:
     if math.isinf(value):
         return "off"
-    return f"{value:.0f} s" if value < 120 else f"{value / 60:.0f} min"
+    return f"{value:.3g} s" if value < 120 else f"{value / 60:.0f} min"
 
 
 def _tile(name: str, value: int, label: str, tone: str = "") -> str:
@@ -335,7 +335,7 @@ def _runners_table(
             f"<td>{_e(runner.kind.value)}</td>"
             f'<td><span class="pill {status}">{status}</span></td>'
             f'<td class="wrap">{_e(_version(runner))}</td>'
-            f'<td class="wrap behind">{_e(lag)}</td><td>{_time(runner.last_seen)}</td></tr>'
+            f'<td class="wrap behind">{_e(lag)}</td><td>{_time(runner.last_seen, "-")}</td></tr>'
         )
     more = len(runners) - len(ordered)
     note = (
