@@ -464,3 +464,56 @@ async def test_inventory_document_has_the_ls_json_shape(fleet: Fleet) -> None:
     assert set(first) == {"monitor", *expected}
     assert first == second
     assert first["runners"] == expected["runners"]
+
+
+def _core_takes_hooks() -> bool:
+    from runnerhub._http import ClientOptions
+
+    return "hooks" in ClientOptions.__optional_keys__
+
+
+@pytest.mark.skipif(not _core_takes_hooks(), reason="the HTTP core does not take hooks= yet")
+async def test_request_metrics_count_what_the_sandbox_received(fleet: Fleet) -> None:
+    """Providers built with hooks=metrics: requests, 429s and retries equal the sandbox's log."""
+    fleet.sandbox.faults.add(
+        Fault(FaultKind.STATUS, status=429, retry_after="0", vendor="soda", times=1)
+    )
+    metrics = MonitorMetrics()
+    org = fleet.eu
+    options: dict[str, Any] = {"hooks": metrics, "retry": FAST_RETRY}
+    provider = SodaProvider(
+        org.api_key_id,
+        org.api_key_secret,
+        base_url=fleet.base_url,
+        account="acme-eu",
+        rate_limits=SODA_LIMITS,
+        **options,
+    )
+    monitor = FleetMonitor([provider], metrics=metrics, limits={"acme-eu": SODA_LIMITS})
+    async with provider, monitor:
+        await until(lambda: monitor.ready)
+    found = samples(metrics.exposition().decode())
+    listing = {"provider": "soda", "operation": "list_runners"}
+    sandbox = fleet.sandbox
+    for code in (200, 429):
+        sent = sandbox.count(vendor="soda", operation="list_runners", status=code)
+        assert found[("runnerhub_requests_total", labels(**listing, code=str(code)))] == sent
+    assert found[("runnerhub_rate_limited_total", labels(**listing))] == 1
+    assert found[("runnerhub_retries_total", labels(**listing))] == 1
+    assert found[("runnerhub_request_duration_seconds_count", labels(**listing))] == 2
+    assert found[("runnerhub_limiter_wait_seconds_count", labels(**listing))] == 2
+
+
+async def test_charged_requests_take_their_place_in_the_window() -> None:
+    """After charging a full window's worth of requests, the next call waits for room."""
+    budget = AccountBudget("a", {"list_runners": RateLimit(6, 3600)}, 0.5, LocalLimiter())
+    await budget.charge("list_runners", 2)
+    async with budget.spend("list_runners"):
+        pass
+    waiting = asyncio.create_task(budget.charge("list_runners", 1))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert not waiting.done()
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting

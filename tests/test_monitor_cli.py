@@ -194,3 +194,19 @@ async def test_a_busy_port_is_one_line_error(
     err = capsys.readouterr().err
     assert code == 4
     assert f"cannot serve on 127.0.0.1:{port}" in err
+
+
+async def test_demo_serve_on_a_busy_port_is_one_line_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """demo --serve on a port already taken exits 4 and says which address."""
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        argv = ["demo", "--serve", "--listen", f"127.0.0.1:{port}"]
+        code = await asyncio.to_thread(main, argv)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert code == 4
+    assert f"cannot serve on 127.0.0.1:{port}" in capsys.readouterr().err

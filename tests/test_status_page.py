@@ -18,6 +18,7 @@ import pytest_asyncio
 
 from runnerhub import KubiyaProvider, RunnerHub, SodaProvider
 from runnerhub.monitor import FleetMonitor, serve
+from runnerhub.provider import RunnerProvider
 from runnerhub.sandbox import Fault, FaultKind, KubiyaOrg, Sandbox, SodaOrg
 
 from .conftest import KUBIYA_LIMITS, SODA_LIMITS, TIME_SCALE
@@ -57,7 +58,7 @@ async def served() -> AsyncIterator[Served]:
     hostile = next(iter(soda.runners.values()))
     hostile["name"] = HOSTILE
     async with sandbox.serve() as base_url:
-        providers = [
+        providers: list[RunnerProvider] = [
             SodaProvider(
                 soda.api_key_id,
                 soda.api_key_secret,
@@ -69,7 +70,7 @@ async def served() -> AsyncIterator[Served]:
                 kubiya.api_key, base_url=base_url, account="kubiya-prod", rate_limits=KUBIYA_LIMITS
             ),
         ]
-        limits = {"acme-eu": SODA_LIMITS, "kubiya-prod": KUBIYA_LIMITS}
+        limits: dict[str, Any] = {"acme-eu": SODA_LIMITS, "kubiya-prod": KUBIYA_LIMITS}
         async with RunnerHub(providers) as hub:
             monitor = FleetMonitor(hub, interval=0.3, limits=limits, seed=1)
             async with monitor, serve(monitor, port=0) as url:
@@ -262,3 +263,20 @@ async def test_page_in_headless_chromium(served: Served, tmp_path: Path) -> None
         profile=tmp_path / "shot",
     )
     assert SCREENSHOT.stat().st_size > 10_000
+
+
+def test_a_large_fleet_page_stays_bounded() -> None:
+    """Past 500 accounts the table is cut (failing first) and the account menu is a text field."""
+    from runnerhub.monitor import AccountStatus
+    from runnerhub.monitor._page import ACCOUNT_ROWS, Filters, render_page
+
+    statuses = [AccountStatus(f"acct-{i:04d}", "soda") for i in range(ACCOUNT_ROWS + 20)]
+    statuses[-1] = attrs.evolve(statuses[-1], tried=True)  # down: shown first
+    html = render_page(statuses, {}, Filters(), ready=False, interval=60, refresh_seconds=30)
+    cells = parse(html)
+    assert len(cells.fields) == ACCOUNT_ROWS
+    assert f"acct-{ACCOUNT_ROWS + 19:04d}" in cells.fields
+    assert "20 more account(s) not shown" in html
+    assert '<input name="account"' in html
+    assert "have not been tried yet" in html
+    assert "No runner matches." in html

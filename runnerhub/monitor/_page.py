@@ -29,6 +29,7 @@ from ._state import AccountState, AccountStatus
 __all__ = ["CSP", "Filters", "render_page"]
 
 RUNNER_ROWS: Final = 200
+ACCOUNT_ROWS: Final = 500
 _STATUSES: Final = tuple(s.value for s in RunnerStatus)
 # Runners shown first: offline, then behind on version, then degraded, unknown, online.
 _ORDER: Final = {
@@ -56,7 +57,7 @@ main{padding:16px 24px 32px;max-width:1400px}
 .tile.bad b{color:var(--bad)}.tile.warn b{color:var(--warn)}.tile.ok b{color:var(--ok)}
 form{display:flex;gap:10px;align-items:end;margin:0 0 16px;flex-wrap:wrap}
 label{display:flex;flex-direction:column;font-size:12px;color:var(--muted);gap:2px}
-select,button{font:inherit;padding:4px 8px;border:1px solid var(--line);border-radius:6px;
+select,input,button{font:inherit;padding:4px 8px;border:1px solid var(--line);border-radius:6px;
 background:#fff}
 button{background:var(--fg);color:#fff;border-color:var(--fg);cursor:pointer}
 form a{color:var(--muted)}
@@ -179,6 +180,16 @@ def _select(name: str, label: str, chosen: str | None, options: Sequence[str]) -
     return f'<label>{_e(label)}<select name="{_e(name)}">{"".join(items)}</select></label>'
 
 
+def _account_field(chosen: str | None, labels: Sequence[str]) -> str:
+    if len(labels) <= ACCOUNT_ROWS:
+        return _select("account", "Account", chosen, labels)
+    # Too many for a menu: a text field takes the exact label.
+    return (
+        '<label>Account<input name="account" placeholder="label" '
+        f'value="{_e(chosen or "")}"></label>'
+    )
+
+
 def _version(runner: Runner) -> str:
     if not runner.versions:
         return "-"
@@ -234,7 +245,7 @@ def render_page(
     )
     form = (
         '<form method="get" action="/">'
-        + _select("account", "Account", filters.account, [s.account for s in statuses])
+        + _account_field(filters.account, [s.account for s in statuses])
         + _select("provider", "Vendor", filters.provider, sorted({s.provider for s in statuses}))
         + _select("status", "Runner status", filters.status, _STATUSES)
         + '<button type="submit">Filter</button><a href="/">clear</a></form>'
@@ -272,7 +283,8 @@ def _accounts_table(
     # Failing accounts first, then the rest in the monitor's order.
     rank = {AccountState.DOWN: 0, AccountState.STALE: 1, AccountState.PENDING: 2}
     rows = []
-    for status in sorted(shown, key=lambda s: rank.get(s.state, 3)):
+    ordered = sorted(shown, key=lambda s: rank.get(s.state, 3))
+    for status in ordered[:ACCOUNT_ROWS]:
         kept = [r for r in status.runners if filters.keeps(r)]
         counts = Counter(r.status for r in kept)
         behind = sum(1 for r in kept if (r.account, r.id) in drift)
@@ -304,7 +316,13 @@ def _accounts_table(
     if not rows:
         return '<p class="note">No account matches.</p>'
     table = f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
-    return f'<div class="scroll">{table}</div>'
+    more = len(ordered) - ACCOUNT_ROWS
+    note = (
+        f'<p class="note">{more:,} more account(s) not shown: filter by vendor or account.</p>'
+        if more > 0
+        else ""
+    )
+    return f'<div class="scroll">{table}</div>{note}'
 
 
 def _runners_table(
