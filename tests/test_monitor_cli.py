@@ -210,3 +210,20 @@ async def test_demo_serve_on_a_busy_port_is_one_line_error(
         await server.wait_closed()
     assert code == 4
     assert f"cannot serve on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_without_the_serve_extra_the_command_says_what_to_install() -> None:
+    """With prometheus_client missing, serve exits 2 naming the extra, not with a traceback."""
+    import subprocess
+
+    code = (
+        "import sys; sys.modules['prometheus_client'] = None\n"
+        "from runnerhub.cli import main\n"
+        "sys.exit(main(['demo', '--serve']))\n"
+    )
+    result = subprocess.run(  # noqa: S603 - our interpreter, a fixed program
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2
+    assert "pip install 'runnerhub[serve]'" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -253,6 +253,13 @@ async def test_page_in_headless_chromium(served: Served, tmp_path: Path) -> None
     assert cells.fields["kubiya-prod"]["runners"] == "12"
     assert re.search(r"<time [^>]*>\d+ s ago</time>", dom)
     assert "<img" not in dom
+    # Let the page's clock run past a few reloads of its content.
+    dom = await _chromium(
+        "--virtual-time-budget=12000", "--dump-dom", served.url + "/", profile=tmp_path / "dom"
+    )
+    cells = parse(dom)
+    assert int(cells.body.get("data-reloads") or 0) >= 1
+    assert cells.counts["runners"] == 52
     SCREENSHOT.parent.mkdir(exist_ok=True)
     SCREENSHOT.unlink(missing_ok=True)
     await _chromium(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 from .. import errors
 
 if TYPE_CHECKING:
-    from ..monitor import FleetMonitor
+    from ..monitor import MonitorMetrics
     from ..provider import RunnerProvider
     from ._commands import Context
 
@@ -112,6 +112,18 @@ def _check(args: argparse.Namespace) -> tuple[str, int]:
     return parse_listen(args.listen)
 
 
+def _monitor_package() -> Any:
+    # runnerhub.monitor needs prometheus_client (the serve extra); say so rather than crash.
+    try:
+        from .. import monitor  # noqa: PLC0415 - the serve extra, only for these commands
+    except ImportError as exc:
+        raise errors.UsageError(
+            f"this command needs the serve extra ({exc.name} is missing): "
+            "pip install 'runnerhub[serve]'"
+        ) from None
+    return monitor
+
+
 def _on_stop(callback: Callable[[], None]) -> None:
     # SIGTERM and Ctrl-C stop the monitor the same way; only possible in the main thread.
     loop = asyncio.get_running_loop()
@@ -125,14 +137,15 @@ async def _serve(
     providers: Sequence[RunnerProvider],
     address: tuple[str, int],
     *,
+    metrics: MonitorMetrics,
     limits: Mapping[str, Any] | None = None,
     banner: str = "",
 ) -> int:
-    from ..monitor import FleetMonitor, serve  # noqa: PLC0415 - the serve extra, on demand
-
+    monitoring = _monitor_package()
     args = ctx.args
-    monitor: FleetMonitor = FleetMonitor(
+    monitor = monitoring.FleetMonitor(
         providers,
+        metrics=metrics,
         interval=args.interval,
         budget_share=args.budget_share,
         per_runner=args.per_runner,
@@ -142,7 +155,7 @@ async def _serve(
     _on_stop(monitor.stop)
     host, port = address
     try:
-        async with serve(monitor, host, port) as url:
+        async with monitoring.serve(monitor, host, port) as url:
             if banner:
                 ctx.out.line(banner)
             ctx.out.line(
@@ -161,14 +174,17 @@ async def _serve(
 
 def cmd_serve(ctx: Context) -> int:
     """Monitor the accounts of the accounts file until SIGTERM or Ctrl-C (exit 0)."""
-    from ._commands import build_hub  # noqa: PLC0415 - the commands module imports this one's caller
+    from ._commands import build_hub  # noqa: PLC0415 - loads the vendors: only when run
 
     address = _check(ctx.args)
+    # The exporter exists before the providers so that they can report requests to it.
+    metrics = _monitor_package().MonitorMetrics()
     hub = build_hub(ctx)
 
     async def run() -> int:
         async with hub:
-            return await _serve(ctx, hub.select(accounts=ctx.args.account or None), address)
+            chosen = hub.select(accounts=ctx.args.account or None)
+            return await _serve(ctx, chosen, address, metrics=metrics)
 
     return asyncio.run(run())
 
@@ -178,10 +194,11 @@ def cmd_demo_serve(ctx: Context) -> int:
     from ..fleet import RunnerHub  # noqa: PLC0415 - as the other commands, on demand
     from ..sandbox import Sandbox  # noqa: PLC0415 - aiohttp.web only for this command
     from ..vendors.kubiya import KubiyaProvider  # noqa: PLC0415 - as the demo command does
-    from ..vendors.soda import SodaProvider  # noqa: PLC0415
-    from ._commands import DEMO_TIME_SCALE, scaled_limits  # noqa: PLC0415
+    from ..vendors.soda import SodaProvider  # noqa: PLC0415 - likewise
+    from ._commands import DEMO_TIME_SCALE, scaled_limits  # noqa: PLC0415 - likewise
 
     address = _check(ctx.args)
+    metrics = _monitor_package().MonitorMetrics()
     sandbox = Sandbox.demo(ctx.args.seed, time_scale=DEMO_TIME_SCALE)
     soda_limits = scaled_limits(SodaProvider.default_limits, DEMO_TIME_SCALE)
     kubiya_limits = scaled_limits(KubiyaProvider.default_limits, DEMO_TIME_SCALE)
@@ -212,6 +229,7 @@ def cmd_demo_serve(ctx: Context) -> int:
                     ctx,
                     hub.providers,
                     address,
+                    metrics=metrics,
                     limits=limits,
                     banner=(
                         f"Demo fleet on the embedded sandbox (seed {ctx.args.seed}, rate limits "

@@ -4,7 +4,8 @@ The page lists accounts (counts, up/stale, last refresh) and then runners,
 offline and version-behind ones first. Query parameters ``account``,
 ``provider`` and ``status`` filter both tables. The script renders times as
 "3 s ago" and reloads the page's ``<main>`` every few seconds while the tab
-is visible; without it the page still works (a ``<noscript>`` refresh).
+is visible and the filter form is not in use; without it the page still
+works (a ``<noscript>`` refresh).
 The script and style are fixed text, allowed by hash in the
 Content-Security-Policy (:data:`CSP`), so nothing injected could run.
 """
@@ -79,6 +80,7 @@ code{font-size:12px}
 
 _SCRIPT: Final = """
 (function(){
+  var reloads=0;
   function ago(){
     var now=Date.now();
     document.querySelectorAll("time[datetime]").forEach(function(t){
@@ -88,13 +90,19 @@ _SCRIPT: Final = """
     document.body.setAttribute("data-script","ran");
   }
   function reload(){
-    if(document.hidden)return;
+    var busy=document.activeElement&&document.activeElement.closest("form");
+    if(document.hidden||busy)return;
     fetch(location.href,{cache:"no-store"}).then(function(r){return r.ok?r.text():null})
     .then(function(text){
       if(!text)return;
       var page=new DOMParser().parseFromString(text,"text/html");
       var fresh=page.querySelector("main"),old=document.querySelector("main");
-      if(fresh&&old){old.replaceWith(fresh);ago();}
+      if(fresh&&old){
+        old.replaceWith(fresh);
+        reloads+=1;
+        document.body.setAttribute("data-reloads",String(reloads));
+        ago();
+      }
     }).catch(function(){});
   }
   ago();
