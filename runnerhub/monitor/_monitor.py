@@ -8,8 +8,9 @@ accounts off a heap and starts their listings, at most ``concurrency`` at a
 time; a listing that overruns its slot is next due when it finishes, so an
 account never overlaps itself. Health passes (vendors with
 ``Capability.HEALTH_CHECK``) run beside the listings, one per account at a
-time, every ``Cadence.health_seconds``: less often than listings when the
-budget share cannot pay for one health call per runner per interval.
+time and at most ``concurrency`` health calls in flight overall, every
+``Cadence.health_seconds``: less often than listings when the budget share
+cannot pay for one health call per runner per interval.
 
 Failures: a :class:`runnerhub.errors.RunnerHubError` marks the account
 stale (its last good runners are kept); any other exception is a bug and
@@ -63,7 +64,8 @@ class FleetMonitor:
         budget_share: Fraction of each vendor limit the monitor may use, in (0, 1].
         per_runner: Also export one ``runnerhub_runner_up`` series per runner.
         health: Run health passes where the vendor offers them.
-        concurrency: Listings in flight at once, over all accounts.
+        concurrency: Listings in flight at once over all accounts, and likewise
+            health calls.
         health_concurrency: Health calls in flight per account.
         limits: Limits by account label, for accounts whose limits differ from
             their provider class's ``default_limits`` (e.g. ``rate_limits=``
@@ -129,6 +131,7 @@ class FleetMonitor:
         self._health_tasks: dict[str, asyncio.Task[None]] = {}
         self._stopping: asyncio.Event | None = None
         self._wake = asyncio.Event()
+        self._health_gate = asyncio.Semaphore(concurrency)
         self._failed: list[BaseException] = []
         self._runner: asyncio.Task[None] | None = None
         self._version = 0
@@ -211,6 +214,7 @@ class FleetMonitor:
         stopping = self._stopping = asyncio.Event()
         self._failed = []
         self._wake = asyncio.Event()
+        self._health_gate = asyncio.Semaphore(self._concurrency)
         listings: set[asyncio.Task[None]] = set()
         try:
             await self._schedule(stopping, listings)
@@ -367,7 +371,8 @@ class FleetMonitor:
         before = self.metrics.attempts(label, _HEALTH)
 
         async def check(runner_id: str) -> None:
-            async with gate, budget.spend(_HEALTH):
+            # The account's budget first: a call waiting for it holds no global slot.
+            async with gate, budget.spend(_HEALTH), self._health_gate:
                 try:
                     health = await provider.runner_health(runner_id)
                 except errors.RunnerHubError as exc:
