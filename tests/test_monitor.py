@@ -517,3 +517,24 @@ async def test_charged_requests_take_their_place_in_the_window() -> None:
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
+
+
+async def test_a_failing_account_is_logged_once(
+    fleet: Fleet, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One warning when an account starts failing, not one per retry at every interval."""
+    fleet.sandbox.faults.add(Fault(FaultKind.STATUS, status=401, vendor="kubiya"))
+    monitor = fleet.monitor(interval=0.05, health=False)
+    attempts: set[object] = set()
+    with caplog.at_level("DEBUG", logger="runnerhub"):
+        async with monitor:
+
+            def seen_three() -> bool:
+                attempts.add(monitor.accounts()["kubiya-prod"].last_attempt)
+                return len(attempts - {None}) >= 3
+
+            await until(seen_three)
+    failures = [r for r in caplog.records if "refresh of kubiya-prod failed" in r.getMessage()]
+    assert len(failures) >= 3
+    assert [r.levelname for r in failures].count("WARNING") == 1
+    assert PLANTED_KEY not in caplog.text

@@ -314,7 +314,10 @@ class FleetMonitor:
                 async for runner in provider.list_runners():
                     runners.append(runner)
         except errors.RunnerHubError as exc:
-            logger.warning("monitor: refresh of %s failed: %s", label, exc)
+            # Said once when an account starts failing, not at every interval after.
+            was_up = self._status[label].up or not self._status[label].tried
+            level = logging.WARNING if was_up else logging.DEBUG
+            logger.log(level, "monitor: refresh of %s failed: %s", label, exc)
             self._update(label, up=False, tried=True, last_attempt=attempted, error=exc)
             await budget.charge(_LIST, self.metrics.attempts(label, _LIST) - before - 1)
             return
@@ -365,25 +368,27 @@ class FleetMonitor:
     async def _health_pass(self, label: str, runner_ids: list[str]) -> None:
         provider = self._providers[label]
         budget = self._budgets[label]
-        gate = asyncio.Semaphore(self._health_concurrency)
         statuses: dict[str, RunnerStatus] = {}
         failures: list[HealthFailure] = []
         before = self.metrics.attempts(label, _HEALTH)
+        # Workers share one iterator: next() never awaits, so each id is taken once.
+        pending = iter(runner_ids)
 
-        async def check(runner_id: str) -> None:
-            # The account's budget first: a call waiting for it holds no global slot.
-            async with gate, budget.spend(_HEALTH), self._health_gate:
-                try:
-                    health = await provider.runner_health(runner_id)
-                except errors.RunnerHubError as exc:
-                    failures.append(HealthFailure(label, runner_id, exc))
-                    statuses[runner_id] = RunnerStatus.UNKNOWN
-                else:
-                    statuses[runner_id] = health.status
+        async def worker() -> None:
+            for runner_id in pending:
+                # The account's budget first: a call waiting for it holds no global slot.
+                async with budget.spend(_HEALTH), self._health_gate:
+                    try:
+                        health = await provider.runner_health(runner_id)
+                    except errors.RunnerHubError as exc:
+                        failures.append(HealthFailure(label, runner_id, exc))
+                        statuses[runner_id] = RunnerStatus.UNKNOWN
+                    else:
+                        statuses[runner_id] = health.status
 
         async with asyncio.TaskGroup() as group:
-            for runner_id in runner_ids:
-                group.create_task(check(runner_id))
+            for _ in range(min(self._health_concurrency, len(runner_ids))):
+                group.create_task(worker())
         self._health[label] = statuses
         status = self._status[label]
         self._update(
