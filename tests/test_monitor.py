@@ -538,3 +538,13 @@ async def test_a_failing_account_is_logged_once(
     assert len(failures) >= 3
     assert [r.levelname for r in failures].count("WARNING") == 1
     assert PLANTED_KEY not in caplog.text
+
+
+def test_package_surface() -> None:
+    """runnerhub.monitor lists its public names and refuses others."""
+    import runnerhub.monitor as package
+
+    assert dir(package) == sorted(package.__all__)
+    assert all(getattr(package, name) is not None for name in package.__all__)
+    with pytest.raises(AttributeError):
+        _ = package.nothing_here  # type: ignore[attr-defined]  # the point of the test

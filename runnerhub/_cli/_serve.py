@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import signal
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
@@ -114,8 +115,11 @@ def _check(args: argparse.Namespace) -> tuple[str, int]:
 
 def _monitor_package() -> Any:
     # runnerhub.monitor needs prometheus_client (the serve extra); say so rather than crash.
+    from .. import monitor  # noqa: PLC0415 - only for these commands
+
     try:
-        from .. import monitor  # noqa: PLC0415 - the serve extra, only for these commands
+        # The parts that need the extra load on first use: load them here.
+        importlib.import_module(f"{monitor.__name__}._app")
     except ImportError as exc:
         raise errors.UsageError(
             f"this command needs the serve extra ({exc.name} is missing): "
