@@ -198,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     _runner_commands(command)
     _watch_command(command)
     _sandbox_commands(command)
+    from ._cli._serve import add_commands  # noqa: PLC0415 - the CLI's insides load on use
+
+    add_commands(command, commands)  # serve, demo --serve: they set args.run
     return parser
 
 
@@ -416,7 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ctx.args = args
     restore = _log_to_stderr(args.verbose)
     try:
-        return int(COMMANDS[args.command](ctx))
+        return int((getattr(args, "run", None) or COMMANDS[args.command])(ctx))
     except errors.RunnerHubError as exc:
         ctx.out.error(error_text(exc))
         return int(exit_code_for(exc))

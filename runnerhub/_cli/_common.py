@@ -25,6 +25,7 @@ from .. import errors
 from ..config import Accounts, AccountUnavailable, accounts_from_env, environment_variables
 from ..config import load_accounts as load_file
 from ..fleet import PartialFailure, RunnerHub
+from ..hooks import Hooks
 from ..provider import RunnerProvider
 from ._output import Output
 
@@ -111,8 +112,10 @@ def config_path(ctx: Context) -> str | None:
     return DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else None
 
 
-def load_accounts(ctx: Context) -> Accounts:
+def load_accounts(ctx: Context, *, hooks: Hooks | None = None) -> Accounts:
     """The accounts of the accounts file, else of the environment.
+
+    ``hooks`` go to every provider (the monitor's request metrics).
 
     Raises:
         UsageError: for a bad accounts file, or when there is none and no
@@ -120,8 +123,8 @@ def load_accounts(ctx: Context) -> Accounts:
     """
     path = config_path(ctx)
     if path:
-        return load_file(path, environ=ctx.environ)
-    accounts = accounts_from_env(ctx.environ)
+        return load_file(path, environ=ctx.environ, hooks=hooks)
+    accounts = accounts_from_env(ctx.environ, hooks=hooks)
     if not accounts.accounts:
         raise errors.UsageError(
             f"no accounts: write {DEFAULT_CONFIG} (or pass --config), or set the "

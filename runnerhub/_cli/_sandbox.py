@@ -34,7 +34,14 @@ from ._output import Output
 if TYPE_CHECKING:
     from ..sandbox import Sandbox
 
-__all__ = ["accounts_file", "cmd_demo", "cmd_sandbox", "sample", "scaled_limits"]
+__all__ = [
+    "accounts_file",
+    "cmd_demo",
+    "cmd_sandbox",
+    "demo_providers",
+    "sample",
+    "scaled_limits",
+]
 
 DEMO_TIME_SCALE: Final = 10.0
 DEMO_TABLE_ROWS: Final = 20
@@ -225,26 +232,31 @@ def cmd_sandbox(ctx: Context) -> int:
     return asyncio.run(serve())
 
 
+def demo_providers(sandbox: Sandbox, **options: Any) -> list[RunnerProvider]:
+    """A provider for every account of a served sandbox, at the demo's scaled limits."""
+    providers: list[RunnerProvider] = []
+    for account in sandbox.accounts():
+        cls = provider_class(account.vendor)
+        providers.append(
+            cls(
+                **account.credentials,
+                **account.options,
+                base_url=sandbox.url(account.vendor),
+                account=account.name,
+                rate_limits=scaled_limits(cls.default_limits, DEMO_TIME_SCALE),
+                **options,
+            )
+        )
+    return providers
+
+
 def cmd_demo(ctx: Context) -> int:
     """The seeded demo fleet on the embedded sandbox: inventory with health, table, summary."""
     sandbox = _make_sandbox(ctx.args.seed, DEMO_TIME_SCALE, demo=True)
 
     async def run() -> int:
-        async with sandbox.serve():
-            providers: list[RunnerProvider] = []
-            for account in sandbox.accounts():
-                cls = provider_class(account.vendor)
-                providers.append(
-                    cls(
-                        **account.credentials,
-                        **account.options,
-                        base_url=sandbox.url(account.vendor),
-                        account=account.name,
-                        rate_limits=scaled_limits(cls.default_limits, DEMO_TIME_SCALE),
-                    )
-                )
-            async with RunnerHub(providers) as hub:
-                fetched = await inventory(ctx, hub, hub.providers, health=True)
+        async with sandbox.serve(), RunnerHub(demo_providers(sandbox)) as hub:
+            fetched = await inventory(ctx, hub, hub.providers, health=True)
         if ctx.output == "table":
             ctx.out.line(
                 f"Demo fleet on the embedded sandbox (seed {ctx.args.seed}, rate limits at "
