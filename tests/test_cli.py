@@ -137,9 +137,7 @@ def _no_terminal_env(monkeypatch: pytest.MonkeyPatch) -> None:
 async def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Fleet]:
     """Two Soda orgs and a Kubiya org (3 of 12 unhealthy), served; secrets in env and a file."""
     # strict: an operation Kubiya's docs do not list is a 400 the CLI must report.
-    sandbox = Sandbox(
-        seed=11, time_scale=TIME_SCALE, vendor_options={"kubiya": {"strict": True}}
-    )
+    sandbox = Sandbox(seed=11, time_scale=TIME_SCALE, vendor_options={"kubiya": {"strict": True}})
     eu = sandbox.add_org("soda", "acme-eu", runners=25, api_key_secret=EU_SECRET)
     us = sandbox.add_org("soda", "acme-us", runners=12, token=US_TOKEN)
     kubiya = sandbox.add_org("kubiya", "kubiya-prod", runners=12, unhealthy=3, api_key=KUBIYA_KEY)
@@ -676,7 +674,11 @@ def test_demo_table_is_a_sample_and_a_summary(capsys: pytest.CaptureFixture[str]
     out = capsys.readouterr().out
     assert "embedded sandbox" in out
     assert "10x vendor speed" in out
-    rows = [line for line in out.splitlines() if re.match(r"(soda-eu|soda-us|kubiya-prod|gh-acme) ", line)]
+    rows = [
+        line
+        for line in out.splitlines()
+        if re.match(r"(soda-eu|soda-us|kubiya-prod|gh-acme) ", line)
+    ]
     assert 12 <= len(rows) <= 24
     assert f"… {4600 - len(rows):,} more runner(s)" in out
     assert "4,600 runner(s) in 4 account(s)" in out

@@ -11,7 +11,9 @@ from runnerhub.sandbox._github_limits import Budget, GitHubBudgets, GitHubLimits
 
 def budgets(time_scale: float = 1.0, *, enforce: bool = True, **limits: int) -> GitHubBudgets:
     """Budgets over a fresh limiter."""
-    return GitHubBudgets(GitHubLimits(**limits), Settings(time_scale=time_scale, enforce_limits=enforce))
+    return GitHubBudgets(
+        GitHubLimits(**limits), Settings(time_scale=time_scale, enforce_limits=enforce)
+    )
 
 
 def test_primary_is_a_fixed_window() -> None:
