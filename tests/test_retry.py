@@ -181,9 +181,17 @@ def test_retry_after_date_without_zone_is_utc() -> None:
     assert parse_retry_after("Sun, 01 Jun 2025 12:00:10 -0000", now=NOW) == 10.0
 
 
-def test_retry_after_date_far_in_the_future_is_ignored() -> None:
-    """A date more than a day ahead is nonsense and treated as absent."""
-    assert parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now=NOW) is None
+def test_retry_after_date_far_in_the_future_is_kept() -> None:
+    """A date years ahead is a wait like any other: the caller raises rather than retry early."""
+    assert parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now=NOW) == pytest.approx(
+        (datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC) - NOW).total_seconds()
+    )
+
+
+@pytest.mark.parametrize(("value", "expected"), [("86401", 86401.0), ("1e9", 1e9)])
+def test_retry_after_over_a_day_is_kept(value: str, expected: float) -> None:
+    """Hints over a day are not dropped (issue 10, item 4): they mean "not within this call"."""
+    assert parse_retry_after(value, now=NOW) == expected
 
 
 @pytest.mark.parametrize(
@@ -198,14 +206,11 @@ def test_retry_after_date_far_in_the_future_is_ignored() -> None:
         "12abc",
         "nan",
         "inf",
-        "86401",
-        "1e9",
-        "99999999999999999999",
         "Sun, 99 Foo 2025 99:99:99 GMT",
     ],
 )
 def test_retry_after_garbage_negative_huge_is_none(value: str | None) -> None:
-    """Absent, empty, malformed, negative, non-finite and huge values all mean 'no hint'."""
+    """Absent, empty, malformed, negative and non-finite values all mean 'no hint'."""
     assert parse_retry_after(value, now=NOW) is None
 
 
@@ -263,7 +268,6 @@ def test_rate_limit_header_names_are_case_insensitive() -> None:
         ("0", "soon"),
         ("", "5"),
         ("0", ""),
-        ("0", "500000"),  # a delta over a day is nonsense
     ],
 )
 def test_rate_limit_malformed_is_none(remaining: str | None, reset: str | None) -> None:
