@@ -403,9 +403,7 @@ class _Gate:
         self._free += 1
 
 
-_gates: weakref.WeakKeyDictionary[aiohttp.ClientSession, _Gate | None] = (
-    weakref.WeakKeyDictionary()
-)
+_gates: weakref.WeakKeyDictionary[aiohttp.ClientSession, _Gate | None] = weakref.WeakKeyDictionary()
 
 
 def _gate(session: aiohttp.ClientSession) -> _Gate | None:
@@ -765,7 +763,17 @@ class HTTPCore:
         # request keeps its slots (and connection) until the vendor answers: the vendor may
         # still count it, and only its answer tells when.
         exchange = loop.create_task(
-            self._exchange(session, route, url, query, data, headers, slots, buckets, gate)
+            self._exchange(
+                session,
+                route,
+                url,
+                query,
+                data,
+                headers=headers,
+                slots=slots,
+                buckets=buckets,
+                gate=gate,
+            )
         )
         waiter: asyncio.Future[None] = loop.create_future()
 
@@ -787,23 +795,8 @@ class HTTPCore:
             self._abandon(exchange, loop)
             self._note_attempt(route, "error", loop.time() - sent)
             message = f"no response within the {self._timeout:g} s timeout"
-            failure = Failure.TRANSPORT
-            raise _Failed(self._transport(route, message), failure) from None
-        try:
-            response = exchange.result()
-        except aiohttp.ClientConnectorCertificateError:
-            self._note_attempt(route, "error", loop.time() - sent)
-            raise self._transport(route, "TLS certificate verification failed") from None
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            # The connection was never made, so nothing was sent: safe to retry any method.
-            self._note_attempt(route, "error", loop.time() - sent)
-            error = self._transport(route, f"cannot connect: {_describe(exc)}")
-            raise _Failed(error, Failure.CONNECT) from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            self._note_attempt(route, "error", loop.time() - sent)
-            raise _Failed(self._transport(route, _describe(exc)), Failure.TRANSPORT) from None
-        if self._hooks is not None:
-            self._note_attempt(route, str(response.status), loop.time() - sent)
+            raise _Failed(self._transport(route, message), Failure.TRANSPORT) from None
+        response = self._outcome(route, exchange, loop.time() - sent)
         if logger.isEnabledFor(logging.DEBUG):
             self._log_response(route, url, response, sent)
         if response.status < 300 or (
@@ -812,6 +805,25 @@ class HTTPCore:
             return response
         await self._fail(route, response, buckets, started)
 
+    def _outcome(self, route: Route, exchange: asyncio.Task[Response], seconds: float) -> Response:
+        # The finished exchange's response, or its failure mapped to our errors.
+        try:
+            response = exchange.result()
+        except aiohttp.ClientConnectorCertificateError:
+            self._note_attempt(route, "error", seconds)
+            raise self._transport(route, "TLS certificate verification failed") from None
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            # The connection was never made, so nothing was sent: safe to retry any method.
+            self._note_attempt(route, "error", seconds)
+            error = self._transport(route, f"cannot connect: {_describe(exc)}")
+            raise _Failed(error, Failure.CONNECT) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self._note_attempt(route, "error", seconds)
+            raise _Failed(self._transport(route, _describe(exc)), Failure.TRANSPORT) from None
+        if self._hooks is not None:
+            self._note_attempt(route, str(response.status), seconds)
+        return response
+
     async def _exchange(
         self,
         session: aiohttp.ClientSession,
@@ -819,6 +831,7 @@ class HTTPCore:
         url: URL,
         query: Mapping[str, str | int] | None,
         data: bytes | None,
+        *,
         headers: Mapping[str, str] | None,
         slots: list[Slot],
         buckets: tuple[Bucket, ...],
@@ -1041,4 +1054,3 @@ def fail_unsupported(provider: str, account: str, capability: str) -> NoReturn:
         account=account,
         operation=capability,
     )
-

@@ -144,7 +144,7 @@ def bucket_scope(vendor: str, base_url: str, key: str) -> str:
     return f"{vendor}:{digest}:"
 
 
-class BucketPaused(Exception):  # noqa: N818 - a signal between limiter and core, not an error
+class BucketPaused(Exception):
     """The bucket is closed for ``seconds`` more, longer than the caller may wait.
 
     Raised by :meth:`Limiter.enter` instead of waiting past ``max_wait`` for a

@@ -9,6 +9,7 @@ budgets, or asks for long pauses. The client under test is the bare
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import threading
 import time
@@ -22,7 +23,6 @@ from aiohttp import web
 
 from runnerhub import RateLimit, RetryPolicy, errors
 from runnerhub._http import ClientOptions, HTTPCore, Route, VendorSpec
-from runnerhub.hooks import Hooks
 from runnerhub.limits import Budget, LocalLimiter
 
 GET = Route("get_runner", "GET", "/runners/{id}")
@@ -151,7 +151,7 @@ async def test_frozen_vendor_sees_at_most_n_plus_one_in_any_window() -> None:
     async def handler(request: web.Request) -> web.StreamResponse:
         if not frozen.is_set():
             frozen.set()
-            time.sleep(1.6)  # blocks the server's event loop; the kernel queues the rest
+            time.sleep(1.6)  # noqa: ASYNC251 - freezing the server's event loop is the point
         return _ok(request)
 
     calls, n = 60, 20
@@ -172,7 +172,353 @@ async def test_frozen_vendor_sees_at_most_n_plus_one_in_any_window() -> None:
     failures = [r for r in results if isinstance(r, BaseException)]
     worst = max_in_window(server.arrivals, 1.0)
     total = len(server.arrivals)
-    print(f"frozen vendor: {worst} max in a 1.0 s window, {total} requests for {calls} calls")
-    assert worst <= n + 1
-    assert total <= calls + n
+    measured = f"{worst} max in a 1.0 s window, {total} requests for {calls} calls"
+    assert worst <= n + 1, measured
+    assert total <= calls + n, measured
     assert not failures
+
+
+# -- 2. one key, one bucket, however the base URL is spelled ----------------------
+
+
+async def test_spellings_of_one_base_url_share_buckets() -> None:
+    """Upper-case scheme and host, a default port and a trailing slash are one bucket."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return _ok(request)
+
+    async with serve(handler) as (url, seen):
+        port = url.rsplit(":", 1)[1]
+        limiter = LocalLimiter()
+        limits = {"get_runner": (RateLimit(2, 60.0),)}
+        spellings = [url, f"HTTP://127.0.0.1:{port}/", f"http://127.0.0.1:{port}//"]
+        cores = [core(u, limits, limiter=limiter) for u in spellings]
+        try:
+            await cores[0].request(GET, {"id": "1"})
+            await cores[1].request(GET, {"id": "2"})
+            assert len({c.buckets(GET) for c in cores}) == 1
+            # The shared window is full: the third spelling must wait too.
+            assert limiter.try_enter(cores[2].buckets(GET)[0]) is None
+        finally:
+            for c in cores:
+                await c.aclose()
+    assert len(seen) == 2
+    assert (
+        core("https://HOST.example").bucket_prefix
+        == core("https://host.example:443/").bucket_prefix
+    )
+    assert (
+        core("https://host.example:8443").bucket_prefix
+        != core("https://host.example").bucket_prefix
+    )
+
+
+# -- 3, 4. long pauses and Retry-After ----------------------------------------------
+
+
+async def test_a_long_pause_fails_later_calls_at_once_and_warns_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """After a 429 with Retry-After: 3600, calls that cannot wait that long raise at once."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.json_response({}, status=429, headers={"Retry-After": "3600"})
+
+    policy = RetryPolicy(base_delay=0.01, max_delay=0.05, max_total=5)
+    async with serve(handler) as (url, seen):
+        http = core(url, {"get_runner": (RateLimit(100, 60.0),)}, retry=policy)
+        try:
+            with caplog.at_level(logging.WARNING, logger="runnerhub"):
+                for _ in range(3):
+                    async with asyncio.timeout(2):  # a regression would sleep the hour
+                        with pytest.raises(errors.RateLimitError) as info:
+                            await http.request(GET, {"id": "1"})
+                    assert info.value.retry_after is not None
+                    assert 3500 < info.value.retry_after <= 3600
+        finally:
+            await http.aclose()
+    assert len(seen) == 1  # the later calls never reached the vendor
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "3600" in warnings[0].getMessage()
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "error"),
+    [(503, "5", errors.ServerError), (429, "100000", errors.RateLimitError)],
+)
+async def test_retry_after_beyond_the_budget_raises_instead_of_retrying_early(
+    status: int, retry_after: str, error: type[errors.APIError]
+) -> None:
+    """A stated wait past max_total (503 too; over a day too) raises at once with retry_after."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.json_response({}, status=status, headers={"Retry-After": retry_after})
+
+    policy = RetryPolicy(base_delay=0.01, max_delay=0.05, max_total=2)
+    async with serve(handler) as (url, seen):
+        http = core(url, retry=policy)
+        try:
+            async with asyncio.timeout(1.5):
+                with pytest.raises(error) as info:
+                    await http.request(GET, {"id": "1"})
+        finally:
+            await http.aclose()
+    assert len(seen) == 1
+    assert getattr(info.value, "retry_after", None) == float(retry_after)
+
+
+async def test_a_short_retry_after_is_waited_out_before_the_retry() -> None:
+    """A 503 with Retry-After: 0.3 is retried, and never sooner than the vendor said."""
+    arrivals: list[float] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        arrivals.append(time.monotonic())
+        if len(arrivals) == 1:
+            return web.json_response({}, status=503, headers={"Retry-After": "0.3"})
+        return _ok(request)
+
+    async with serve(handler) as (url, _):
+        http = core(url, retry=RetryPolicy(base_delay=0.0, max_delay=0.0))
+        try:
+            await http.request(GET, {"id": "1"})
+        finally:
+            await http.aclose()
+    assert len(arrivals) == 2
+    assert arrivals[1] - arrivals[0] >= 0.3
+
+
+# -- 9. a route limit narrows the key's budget -----------------------------------------
+
+
+async def test_a_route_override_still_draws_from_the_key_wide_bucket() -> None:
+    """Overriding get_runner's limit keeps the "*" budget: the 4th call of 3 allowed waits."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return _ok(request)
+
+    async with serve(handler) as (url, seen):
+        http = core(
+            url,
+            {"*": (RateLimit(3, 60.0),)},
+            rate_limits={"get_runner": RateLimit(100, 60.0)},
+            deadline=0.3,
+        )
+        try:
+            for i in range(3):
+                await http.request(GET, {"id": str(i)})
+            with pytest.raises(errors.TransportError, match="deadline"):
+                await http.request(GET, {"id": "4"})
+        finally:
+            await http.aclose()
+    assert len(seen) == 3
+    assert [b.key.rsplit(":", 1)[1] for b in http.buckets(GET)] == ["get_runner", "*"]
+
+
+# -- 10. waiting for a pooled connection is not a timeout ----------------------------------
+
+
+async def test_waiting_for_a_pooled_connection_does_not_count_against_the_timeout() -> None:
+    """40 calls over 2 connections, 0.2 s timeout, 50 ms answers: none times out."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(0.05)
+        return _ok(request)
+
+    async with serve(handler) as (url, seen):
+        http = core(url, connector_limit=2, timeout=0.2, max_retries=0)
+        try:
+            results = await asyncio.gather(
+                *(http.request(GET, {"id": str(i)}) for i in range(40)), return_exceptions=True
+            )
+        finally:
+            await http.aclose()
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert len(seen) == 40
+
+
+async def test_a_timeout_says_what_timed_out() -> None:
+    """A response that never comes is reported as such, not as a connection failure."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(5)
+        return _ok(request)
+
+    async with serve(handler) as (url, _):
+        http = core(url, timeout=0.1, max_retries=0)
+        try:
+            with pytest.raises(errors.TransportError, match=r"no response within the 0\.1 s"):
+                await http.request(GET, {"id": "1"})
+        finally:
+            await http.aclose()
+
+
+# -- 13. limit_key chooses the bucket scope -----------------------------------------------
+
+
+async def test_limit_key_shares_buckets_across_credentials() -> None:
+    """Two credentials with one limit_key share a window; without it each has its own."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return _ok(request)
+
+    limits = {"get_runner": (RateLimit(1, 60.0),)}
+    async with serve(handler) as (url, seen):
+        limiter = LocalLimiter()
+        first = core(url, limits, credential="key-1", limit_key="org:acme", limiter=limiter)
+        second = core(url, limits, credential="key-2", limit_key="org:acme", limiter=limiter)
+        alone = core(url, limits, credential="key-3", limiter=limiter)
+        try:
+            await first.request(GET, {"id": "1"})
+            assert limiter.try_enter(second.buckets(GET)[0]) is None
+            await alone.request(GET, {"id": "2"})
+        finally:
+            for http in (first, second, alone):
+                await http.aclose()
+    assert len(seen) == 2
+    assert first.bucket_prefix == second.bucket_prefix != alone.bucket_prefix
+    assert "org:acme" not in first.bucket_prefix
+    with pytest.raises(errors.UsageError):
+        core(url, limit_key="")
+
+
+# -- brief 4. a lazily built, borrowed session ------------------------------------------
+
+
+async def test_a_session_callable_is_called_lazily_and_never_closed() -> None:
+    """session= may be a callable: called at the first request, its session left open."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"auth": request.headers.get("Authorization")})
+
+    made: list[aiohttp.ClientSession] = []
+
+    def factory() -> aiohttp.ClientSession:
+        made.append(aiohttp.ClientSession())
+        return made[-1]
+
+    async with serve(handler) as (url, _):
+        http = core(url, session=factory)
+        assert made == []
+        try:
+            first = await http.request_json(GET, {"id": "1"})
+            await http.request(GET, {"id": "2"})
+        finally:
+            await http.aclose()
+        assert len(made) == 1
+        assert not made[0].closed
+        await made[0].close()
+    assert first == {"auth": "Bearer key-1"}
+
+
+# -- brief 6. announced budgets, redirects, pacing ------------------------------------------
+
+
+async def test_an_announced_budget_is_never_exceeded() -> None:
+    """After the vendor says 3 remain until a reset, 10 concurrent calls send only 3 before it.
+
+    The rest wait for the reset (when the budget is no longer known).
+    """
+    window = 0.5
+    reset = time.monotonic() + window
+    arrivals: list[float] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        arrivals.append(time.monotonic())
+        left = max(0, 4 - len(arrivals))
+        headers = {"Budget-Left": str(left), "Budget-Reset": f"{reset - arrivals[-1]:.3f}"}
+        return web.json_response({}, headers=headers)
+
+    def read_budget(headers: Mapping[str, str]) -> Budget | None:
+        return Budget(int(headers["Budget-Left"]), float(headers["Budget-Reset"]))
+
+    async with serve(handler) as (url, _):
+        http = core(url, read_budget=read_budget)
+        try:
+            await http.request(GET, {"id": "0"})
+            await asyncio.gather(*(http.request(GET, {"id": str(i)}) for i in range(10)))
+        finally:
+            await http.aclose()
+    assert len(arrivals) == 11
+    assert len([t for t in arrivals if t < reset]) == 4
+
+
+async def test_same_origin_redirects_are_followed() -> None:
+    """A 301 and a 307 to the same origin are followed, the credential kept."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if request.path == "/runners/1":
+            raise web.HTTPMovedPermanently("/moved/1")
+        if request.path == "/moved/1":
+            raise web.HTTPTemporaryRedirect("/final/1")
+        return web.json_response({"auth": request.headers.get("Authorization")})
+
+    async with serve(handler) as (url, seen):
+        http = core(url)
+        try:
+            data = await http.request_json(GET, {"id": "1"})
+        finally:
+            await http.aclose()
+    assert data == {"auth": "Bearer key-1"}
+    assert [r.path for r in seen] == ["/runners/1", "/moved/1", "/final/1"]
+
+
+async def test_a_redirect_to_another_host_is_refused_and_gets_no_credential() -> None:
+    """A redirect to a second server (another port) raises; that server sees no request."""
+
+    async def elsewhere(request: web.Request) -> web.StreamResponse:
+        return web.json_response({})
+
+    async with serve(elsewhere) as (other, other_seen):
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            raise web.HTTPFound(f"{other}/runners/1")
+
+        async with serve(handler) as (url, seen):
+            http = core(url, max_retries=2)
+            try:
+                with pytest.raises(errors.APIError, match="another origin") as info:
+                    await http.request(GET, {"id": "1"})
+            finally:
+                await http.aclose()
+    assert info.value.status == 302
+    assert other not in str(info.value)
+    assert len(seen) == 1
+    assert [r.headers.get("Authorization") for r in other_seen] == []
+
+
+async def test_redirect_loops_and_method_changes_are_not_followed() -> None:
+    """More than three hops, or a 302 answering a POST, raise instead of following."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound(f"/loop/{len(seen)}")
+
+    async with serve(handler) as (url, seen):
+        http = core(url)
+        try:
+            with pytest.raises(errors.APIError, match="more than 3"):
+                await http.request(GET, {"id": "1"})
+            with pytest.raises(errors.APIError, match="POST into GET"):
+                await http.request(CREATE, json_body={})
+        finally:
+            await http.aclose()
+    assert len(seen) == 4 + 1
+
+
+async def test_burst_pacing_spreads_requests_through_the_core() -> None:
+    """RateLimit(burst=1) sends one request at a time, a period/N apart."""
+    arrivals: list[float] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        arrivals.append(time.monotonic())
+        return _ok(request)
+
+    async with serve(handler) as (url, _):
+        http = core(url, {"create_runner": (RateLimit(10, 1.0, burst=1),)})
+        try:
+            await asyncio.gather(*(http.request(CREATE, json_body={}) for _ in range(4)))
+        finally:
+            await http.aclose()
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    assert len(arrivals) == 4
+    assert min(gaps) >= 0.09
