@@ -19,7 +19,7 @@ import math
 import re
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Final, NoReturn, TypedDict
 from urllib.parse import quote, urlsplit
 
@@ -418,6 +418,11 @@ def _gate(session: aiohttp.ClientSession) -> _Gate | None:
     return gate
 
 
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 _REDIRECTS: Final = frozenset({301, 302, 307, 308})
 _MAX_REDIRECTS: Final = 3
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
@@ -502,6 +507,8 @@ class HTTPCore:
         )
         self._route_buckets: dict[tuple[str, tuple[str, ...]], tuple[Bucket, ...]] = {}
         self._abandoned: set[asyncio.Task[Response]] = set()
+        self._gated: aiohttp.ClientSession | None = None  # the session _gate belongs to
+        self._gate: _Gate | None = None
         self._pause_warned: dict[str, float] = {}
 
     def __repr__(self) -> str:
@@ -718,6 +725,21 @@ class HTTPCore:
             self._hooks.on_limiter_wait(self.vendor.name, self.account, route.operation, waited)
         return slots
 
+    def _launch(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        exchange: Callable[[asyncio.Future[None]], Coroutine[Any, Any, Response]],
+    ) -> tuple[asyncio.Task[Response], asyncio.Future[None], asyncio.TimerHandle]:
+        # The exchange as a task, and a waiter it sets as its last act (a loop turn
+        # sooner than a done-callback would), unless the timeout sets it first.
+        waiter: asyncio.Future[None] = loop.create_future()
+        task = loop.create_task(exchange(waiter))
+        return task, waiter, loop.call_later(self._timeout, _wake, waiter)
+
+    def _gate_for(self, session: aiohttp.ClientSession) -> _Gate | None:
+        self._gated, self._gate = session, _gate(session)
+        return self._gate
+
     def _paused_error(self, route: Route, seconds: float) -> errors.RateLimitError:
         error = errors.RateLimitError(
             f"the vendor closed this bucket for {seconds:.0f} s more, "
@@ -743,8 +765,18 @@ class HTTPCore:
         if session is None or session.closed:
             session = self._open()
         buckets = self.buckets(route)
-        slots = await self._enter(route, buckets, started) if buckets else []
-        gate = _gate(session)
+        slots: list[Slot] = []
+        if buckets:
+            # The usual case inline: one bucket with room, no coroutine to await.
+            slot = self.limiter.try_enter(buckets[0]) if len(buckets) == 1 else None
+            if slot is None:
+                slots = await self._enter(route, buckets, started)
+            else:
+                slots.append(slot)
+                if self._hooks is not None:
+                    hooks, name = self._hooks, self.vendor.name
+                    hooks.on_limiter_wait(name, self.account, route.operation, 0.0)
+        gate = self._gate if session is self._gated else self._gate_for(session)
         if gate is not None and not gate.try_take():
             try:
                 await gate.take()  # bounded by the deadline only: no clock runs yet
@@ -762,8 +794,10 @@ class HTTPCore:
         # The exchange runs as its own task so that a timeout releases the caller while the
         # request keeps its slots (and connection) until the vendor answers: the vendor may
         # still count it, and only its answer tells when.
-        exchange = loop.create_task(
-            self._exchange(
+        exchange, waiter, timer = self._launch(
+            loop,
+            functools.partial(
+                self._exchange,
                 session,
                 route,
                 url,
@@ -773,16 +807,8 @@ class HTTPCore:
                 slots=slots,
                 buckets=buckets,
                 gate=gate,
-            )
+            ),
         )
-        waiter: asyncio.Future[None] = loop.create_future()
-
-        def wake(_: object = None) -> None:
-            if not waiter.done():
-                waiter.set_result(None)
-
-        exchange.add_done_callback(wake)
-        timer = loop.call_later(self._timeout, wake)
         try:
             await waiter
         except asyncio.CancelledError:
@@ -831,13 +857,38 @@ class HTTPCore:
         url: URL,
         query: Mapping[str, str | int] | None,
         data: bytes | None,
+        waiter: asyncio.Future[None],
         *,
         headers: Mapping[str, str] | None,
         slots: list[Slot],
         buckets: tuple[Bucket, ...],
         gate: _Gate | None,
     ) -> Response:
-        """Send and read the whole answer; give back the slots and the connection permit."""
+        """Send and read the whole answer; give back the slots and the connection permit.
+
+        Sets ``waiter`` when it ends, however it ends.
+        """
+        try:
+            return await self._exchange_once(
+                session, route, url, query, data, headers=headers, slots=slots, buckets=buckets
+            )
+        finally:
+            if gate is not None:
+                gate.give()
+            _wake(waiter)
+
+    async def _exchange_once(
+        self,
+        session: aiohttp.ClientSession,
+        route: Route,
+        url: URL,
+        query: Mapping[str, str | int] | None,
+        data: bytes | None,
+        *,
+        headers: Mapping[str, str] | None,
+        slots: list[Slot],
+        buckets: tuple[Bucket, ...],
+    ) -> Response:
         try:
             async with session.request(
                 route.method,
@@ -866,9 +917,6 @@ class HTTPCore:
             for slot in slots:
                 slot.release()
             raise
-        finally:
-            if gate is not None:
-                gate.give()
         for slot in slots:
             if (stamping := slot.release()) is not None:
                 await stamping
