@@ -96,7 +96,8 @@ class VendorSpec:
             named in ``Route.buckets``, and the key-wide ``"*"``.
         trace_headers: Response headers that carry the vendor's trace id.
         read_budget: Reads the budget a vendor announces in a response's
-            headers (None: the vendor announces none); kept on ``"*"``.
+            headers (None: the vendor announces none); kept on the ``"*"``
+            bucket, or on the route's own buckets when there is no ``"*"``.
     """
 
     name: str
@@ -529,11 +530,7 @@ class HTTPCore:
                     raise errors.UsageError(f"rate_limits[{name!r}] must hold RateLimit values")
         self._limits = limits
         self.bucket_prefix = bucket_scope(self.vendor.name, self.base_url, scope_key)
-        buckets = {name: Bucket(self.bucket_prefix + name, value) for name, value in limits.items()}
-        if self.vendor.read_budget is not None and "*" not in buckets:
-            # Where announced budgets are kept: a key-wide bucket with no window of its own.
-            buckets["*"] = Bucket(self.bucket_prefix + "*", ())
-        return buckets
+        return {name: Bucket(self.bucket_prefix + name, value) for name, value in limits.items()}
 
     def bucket(self, operation: str) -> Bucket | None:
         """The operation's own bucket, else the key-wide ``"*"`` one, else None."""
@@ -928,7 +925,8 @@ class HTTPCore:
         return response
 
     def _set_budget(self, buckets: tuple[Bucket, ...], budget: Budget) -> None:
-        # A vendor's budget is key-wide: kept on "*" (always last when present).
+        # A vendor's budget is key-wide: kept on "*" when the vendor has that bucket,
+        # else on the route's own buckets.
         key_wide = self._buckets.get("*")
         for bucket in (key_wide,) if key_wide is not None else buckets:
             self.limiter.set_budget(bucket, budget)

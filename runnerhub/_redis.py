@@ -256,7 +256,7 @@ class RedisLimiter:
 
     # -- the Limiter protocol ------------------------------------------------
 
-    def try_enter(self, bucket: Bucket) -> None:
+    def try_enter(self, bucket: Bucket) -> _RedisSlot | None:
         """Always None: admission needs a Redis round trip, so it goes through :meth:`enter`."""
         return None
 

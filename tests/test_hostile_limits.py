@@ -433,7 +433,7 @@ async def test_an_announced_budget_is_never_exceeded() -> None:
         return Budget(int(headers["Budget-Left"]), float(headers["Budget-Reset"]))
 
     async with serve(handler) as (url, _):
-        http = core(url, read_budget=read_budget)
+        http = core(url, {"*": (RateLimit(1000, 60.0),)}, read_budget=read_budget)
         try:
             await http.request(GET, {"id": "0"})
             await asyncio.gather(*(http.request(GET, {"id": str(i)}) for i in range(10)))
