@@ -795,11 +795,11 @@ class HTTPCore:
             loop,
             functools.partial(
                 self._exchange,
-                session,
-                route,
-                url,
-                query,
-                data,
+                session=session,
+                route=route,
+                url=url,
+                query=query,
+                data=data,
                 headers=headers,
                 slots=slots,
                 buckets=buckets,
@@ -838,24 +838,32 @@ class HTTPCore:
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             # The connection was never made, so nothing was sent: safe to retry any method.
             self._note_attempt(route, "error", seconds)
-            error = self._transport(route, f"cannot connect: {_describe(exc)}")
+            reason = (
+                f"no connection within the {self._timeout:g} s timeout"
+                if isinstance(exc, aiohttp.ConnectionTimeoutError)
+                else _describe(exc)
+            )
+            error = self._transport(route, f"cannot connect: {reason}")
             raise _Failed(error, Failure.CONNECT) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             self._note_attempt(route, "error", seconds)
             raise _Failed(self._transport(route, _describe(exc)), Failure.TRANSPORT) from None
+        except errors.RunnerHubError:  # a body over max_response_bytes
+            self._note_attempt(route, "error", seconds)
+            raise
         if self._hooks is not None:
             self._note_attempt(route, str(response.status), seconds)
         return response
 
     async def _exchange(
         self,
+        waiter: asyncio.Future[None],
+        *,
         session: aiohttp.ClientSession,
         route: Route,
         url: URL,
         query: Mapping[str, str | int] | None,
         data: bytes | None,
-        waiter: asyncio.Future[None],
-        *,
         headers: Mapping[str, str] | None,
         slots: list[Slot],
         buckets: tuple[Bucket, ...],
