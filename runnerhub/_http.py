@@ -614,11 +614,12 @@ class HTTPCore:
         data = None if json_body is None else json.dumps(json_body).encode()
         if self._deadline is None:
             return await self._call(route, url, query, data)
+        phase = ["a rate-limit slot"]  # what the call waits for; updated as it goes
         try:
             async with asyncio.timeout(self._deadline):
-                return await self._call(route, url, query, data)
+                return await self._call(route, url, query, data, phase)
         except TimeoutError:
-            message = f"no answer within the {self._deadline} s deadline"
+            message = f"no answer within the {self._deadline} s deadline (waiting for {phase[0]})"
             raise self._transport(route, message) from None
 
     async def request_json(
@@ -656,7 +657,12 @@ class HTTPCore:
         )
 
     async def _call(
-        self, route: Route, url: URL, query: Mapping[str, str | int] | None, data: bytes | None
+        self,
+        route: Route,
+        url: URL,
+        query: Mapping[str, str | int] | None,
+        data: bytes | None,
+        phase: list[str] | None = None,
     ) -> Response:
         """Attempts until one succeeds or :func:`decide_retry` says raise; follows redirects."""
         started = time.monotonic()
@@ -664,7 +670,9 @@ class HTTPCore:
         while True:
             attempt += 1
             try:
-                response = await self._attempt(route, url, query, data, started)
+                response = await self._attempt(
+                    route, url, query, data, started=started, phase=phase
+                )
             except _Failed as failed:
                 decision = decide_retry(
                     failed.failure,
@@ -679,6 +687,8 @@ class HTTPCore:
                 if not decision.retry:
                     raise failed.error from None
                 self._note_retry(route, failed, decision.wait, attempt)
+                if phase is not None:
+                    phase[0] = "a retry back-off"
                 await asyncio.sleep(decision.wait)
                 continue
             if response.status < 300:
@@ -693,8 +703,29 @@ class HTTPCore:
             limit = min(limit, self._deadline)
         return limit - (time.monotonic() - started)
 
-    async def _enter(self, route: Route, buckets: tuple[Bucket, ...], started: float) -> list[Slot]:
+    async def _wait_for_connection(
+        self, gate: _Gate, slots: list[Slot], phase: list[str] | None
+    ) -> None:
+        # Bounded by the deadline only: the attempt's clock has not started.
+        if phase is not None:
+            phase[0] = "a pooled connection"
+        try:
+            await gate.take()
+        except BaseException:
+            for slot in slots:
+                slot.withdraw()
+            raise
+
+    async def _enter(
+        self,
+        route: Route,
+        buckets: tuple[Bucket, ...],
+        started: float,
+        phase: list[str] | None = None,
+    ) -> list[Slot]:
         # Slots of every bucket, in the buckets' fixed order; waiting ones counted in stats.
+        if phase is not None:
+            phase[0] = "a rate-limit slot"
         limiter = self.limiter
         slots: list[Slot] = []
         waited = 0.0
@@ -755,9 +786,14 @@ class HTTPCore:
         url: URL,
         query: Mapping[str, str | int] | None,
         data: bytes | None,
+        *,
         started: float,
+        phase: list[str] | None,
     ) -> Response:
-        """One attempt: slots, a connection, the exchange; a 2xx or 3xx response, or _Failed."""
+        """One attempt: slots, a connection, the exchange; a 2xx or 3xx response, or _Failed.
+
+        ``phase[0]`` (when given) names what the attempt is waiting for.
+        """
         session = self._session
         if session is None or session.closed:
             session = self._open()
@@ -767,7 +803,7 @@ class HTTPCore:
             # The usual case inline: one bucket with room, no coroutine to await.
             slot = self.limiter.try_enter(buckets[0]) if len(buckets) == 1 else None
             if slot is None:
-                slots = await self._enter(route, buckets, started)
+                slots = await self._enter(route, buckets, started, phase)
             else:
                 slots.append(slot)
                 if self._hooks is not None:
@@ -775,12 +811,7 @@ class HTTPCore:
                     hooks.on_limiter_wait(name, self.account, route.operation, 0.0)
         gate = self._gate if session is self._gated else self._gate_for(session)
         if gate is not None and not gate.try_take():
-            try:
-                await gate.take()  # bounded by the deadline only: no clock runs yet
-            except BaseException:
-                for slot in slots:
-                    slot.withdraw()
-                raise
+            await self._wait_for_connection(gate, slots, phase)
         # A session of our own carries our headers already (see _open); a borrowed one not.
         headers = None if self._owns_session else self._headers
         if data is not None:
@@ -806,6 +837,8 @@ class HTTPCore:
                 gate=gate,
             ),
         )
+        if phase is not None:
+            phase[0] = "the response"
         try:
             await waiter
         except asyncio.CancelledError:

@@ -341,7 +341,7 @@ async def test_a_timeout_says_what_timed_out() -> None:
     """A response that never comes is reported as such, not as a connection failure."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        await asyncio.sleep(5)
+        await asyncio.sleep(1)
         return _ok(request)
 
     async with serve(handler) as (url, _):
@@ -522,3 +522,112 @@ async def test_burst_pacing_spreads_requests_through_the_core() -> None:
     gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     assert len(arrivals) == 4
     assert min(gaps) >= 0.09
+
+
+async def test_a_deadline_says_what_the_call_was_waiting_for() -> None:
+    """With one pooled connection busy, a deadline names the pool; a slow answer, the response."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(0.6)
+        return _ok(request)
+
+    async with (
+        serve(handler) as (url, _),
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as session,
+    ):
+        busy = core(url, session=session, max_retries=0)
+        hurried = core(url, session=session, deadline=0.2, max_retries=0)
+        try:
+            first = asyncio.ensure_future(busy.request(GET, {"id": "1"}))
+            await asyncio.sleep(0.05)
+            with pytest.raises(errors.TransportError, match="waiting for a pooled connection"):
+                await hurried.request(GET, {"id": "2"})
+            await first
+            with pytest.raises(errors.TransportError, match="waiting for the response"):
+                await hurried.request(GET, {"id": "3"})
+        finally:
+            await busy.aclose()
+            await hurried.aclose()
+
+
+async def test_a_timed_out_request_keeps_its_slot_until_its_answer_arrives() -> None:
+    """The caller gets its timeout at once; the slot is stamped only when the late answer comes."""
+    answered = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(0.4)
+        answered.set()
+        return _ok(request)
+
+    limiter = LocalLimiter()
+    async with serve(handler) as (url, _):
+        http = core(
+            url, {"get_runner": (RateLimit(5, 60.0),)}, limiter=limiter, timeout=0.1, max_retries=0
+        )
+        bucket = http.buckets(GET)[0]
+        try:
+            with pytest.raises(errors.TransportError, match="no response"):
+                await http.request(GET, {"id": "1"})
+            assert limiter.in_flight(bucket) == 1  # still the vendor's, as far as we know
+            assert not answered.is_set()
+            await answered.wait()
+            for _ in range(20):
+                if limiter.in_flight(bucket) == 0:
+                    break
+                await asyncio.sleep(0.01)
+            assert limiter.in_flight(bucket) == 0
+        finally:
+            await http.aclose()
+
+
+async def test_a_request_never_answered_is_let_go_after_the_hold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After the hold, a silent request's connection is closed and its slot stamped."""
+    monkeypatch.setattr("runnerhub._http.ABANDON_HOLD", 0.2)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(1)
+        return _ok(request)
+
+    limiter = LocalLimiter()
+    async with serve(handler) as (url, _):
+        http = core(
+            url, {"get_runner": (RateLimit(5, 60.0),)}, limiter=limiter, timeout=0.05, max_retries=0
+        )
+        bucket = http.buckets(GET)[0]
+        try:
+            with pytest.raises(errors.TransportError):
+                await http.request(GET, {"id": "1"})
+            assert limiter.in_flight(bucket) == 1
+            (held,) = http._abandoned
+            await asyncio.wait({held}, timeout=2)  # ended by the hold, not by an answer
+            await asyncio.sleep(0)  # its done-callbacks run
+            assert not http._abandoned
+            assert limiter.in_flight(bucket) == 0
+            session = http._session
+            assert session is not None
+            assert session.connector is not None
+            assert not session.connector._acquired  # the connection was closed, not pooled
+        finally:
+            await http.aclose()
+
+
+async def test_closing_the_core_stops_requests_it_still_holds() -> None:
+    """aclose() ends timed-out requests still waiting for their answer."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(1)
+        return _ok(request)
+
+    limiter = LocalLimiter()
+    async with serve(handler) as (url, _):
+        http = core(
+            url, {"get_runner": (RateLimit(5, 60.0),)}, limiter=limiter, timeout=0.05, max_retries=0
+        )
+        with pytest.raises(errors.TransportError):
+            await http.request(GET, {"id": "1"})
+        assert len(http._abandoned) == 1
+        await http.aclose()
+        assert not http._abandoned
+        assert limiter.in_flight(http.buckets(GET)[0]) == 0
