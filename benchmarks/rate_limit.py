@@ -22,6 +22,7 @@ import asyncio
 import collections
 import importlib
 import json
+import math
 import os
 import random
 import subprocess
@@ -183,6 +184,16 @@ def sandbox_process(config: Config) -> Iterator[_SandboxProcess]:
 # -- the clients --------------------------------------------------------------
 
 
+class _Drained:
+    """A naive slot: the leaky bucket drains by itself, so giving back does nothing."""
+
+    def release(self) -> None:
+        """Nothing to stamp."""
+
+    def withdraw(self) -> None:
+        """Nothing to give back."""
+
+
 class NaiveLimiter:
     """A plain ``aiolimiter.AsyncLimiter(N, period)`` per bucket, as a user would add one.
 
@@ -193,14 +204,29 @@ class NaiveLimiter:
         self._aiolimiter = importlib.import_module("aiolimiter")
         self._limiters: dict[str, Any] = {}
 
-    def slot(self, bucket: Bucket) -> Any:
-        """The bucket's ``AsyncLimiter``; entering it takes one unit of capacity."""
+    def _limiter(self, bucket: Bucket) -> Any:
         limiter = self._limiters.get(bucket.key)
         if limiter is None:
             limit = bucket.limits[0]
             limiter = self._aiolimiter.AsyncLimiter(limit.max_requests, limit.period_seconds)
             self._limiters[bucket.key] = limiter
         return limiter
+
+    def slot(self, bucket: Bucket) -> Any:
+        """The bucket's ``AsyncLimiter``; entering it takes one unit of capacity."""
+        return self._limiter(bucket)
+
+    def try_enter(self, bucket: Bucket) -> None:
+        """Always None: taking capacity from an ``AsyncLimiter`` is awaited."""
+        return None
+
+    async def enter(self, bucket: Bucket, *, max_wait: float = math.inf) -> _Drained:
+        """Take one unit of the bucket's ``AsyncLimiter`` (it never refuses to wait)."""
+        await self._limiter(bucket).acquire()
+        return _Drained()
+
+    def set_budget(self, bucket: Bucket, budget: Any) -> None:
+        """Nothing: a plain limiter does not read the vendor's budget."""
 
     async def pause(self, bucket: Bucket, seconds: float) -> None:
         """Nothing: a plain limiter does not hear of the vendor's 429s."""

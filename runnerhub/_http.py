@@ -9,21 +9,33 @@ Foreign exceptions (aiohttp, asyncio timeouts, JSON) become
 from __future__ import annotations
 
 import asyncio
+import collections
+import functools
 import hashlib
 import json
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+import weakref
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Final, NoReturn, TypedDict
 
 import aiohttp
 import attrs
-import backoff
 from yarl import URL
 
 from . import errors
+from ._limits import (
+    ABANDON_HOLD,
+    Bucket,
+    BucketPaused,
+    Budget,
+    Limiter,
+    RateLimit,
+    Slot,
+    bucket_scope,
+    shared_local_limiter,
+)
 from ._sansio import (
     ErrorInfo,
     ErrorParser,
@@ -38,14 +50,8 @@ from ._sansio import (
     no_error_info,
 )
 from ._sansio import json_loads as _json_loads
-from .limits import (
-    Bucket,
-    Limiter,
-    RateLimit,
-    _LocalBucket,  # the default limiter's slot, for its await-free path
-    shared_local_limiter,
-)
-from .retry import RetryPolicy, parse_rate_limit_reset, parse_retry_after
+from .hooks import Hooks
+from .retry import Failure, RetryPolicy, decide_retry, parse_retry_after, ratelimit_budget
 
 __all__ = [
     "ClientOptions",
@@ -77,8 +83,10 @@ class ClientOptions(TypedDict, total=False):
 
     base_url: str
     account: str
-    session: aiohttp.ClientSession
+    session: aiohttp.ClientSession | Callable[[], aiohttp.ClientSession]
     rate_limits: RateLimitsOption
+    limit_key: str
+    hooks: Hooks
     limiter: Limiter
     timeout: float
     deadline: float | None
@@ -95,18 +103,22 @@ class VendorSpec:
 
     Attributes:
         name: Vendor name used in models, errors and bucket keys.
-        limits: Default limits by bucket name. A route uses the bucket named
-            after its operation if there is one, else the ``"*"`` bucket, else
-            none.
+        limits: Default limits by bucket name. A route draws from every
+            bucket that applies: the one named after its operation, those
+            named in ``Route.buckets``, and the key-wide ``"*"``.
         trace_headers: Response headers that carry the vendor's trace id.
         parse_error: Reads the vendor's error bodies
             (``(status, headers, body) -> ErrorInfo``); the core parses none.
+        read_budget: Reads the budget a vendor announces in a response's
+            headers (None: the vendor announces none); kept on the ``"*"``
+            bucket, or on the route's own buckets when there is no ``"*"``.
     """
 
     name: str
     limits: Mapping[str, tuple[RateLimit, ...]]
     trace_headers: tuple[str, ...] = ()
     parse_error: ErrorParser = no_error_info
+    read_budget: Callable[[Mapping[str, str]], Budget | None] | None = ratelimit_budget
 
 
 def _credential_fingerprint(*parts: str) -> str:
@@ -115,13 +127,22 @@ def _credential_fingerprint(*parts: str) -> str:
     return digest[:16]
 
 
-class _Retry(Exception):
-    """A failed attempt worth another one; carries the error to raise if none is left."""
+class _Failed(Exception):
+    """A failed attempt: the error to raise and what :func:`decide_retry` needs."""
 
-    def __init__(self, error: errors.RunnerHubError, hint: float | None) -> None:
+    def __init__(
+        self,
+        error: errors.RunnerHubError,
+        failure: Failure,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(error.message)
         self.error = error
-        self.hint = hint
+        self.failure = failure
+        self.status = status
+        self.retry_after = retry_after
 
 
 @attrs.define
@@ -131,7 +152,7 @@ class ClientStats:
     Attributes:
         requests: Attempts sent (retries included).
         retries: Attempts that were retries.
-        throttled: 429 answers received.
+        throttled: Rate-limit refusals received (429s).
         waiting: Requests waiting for a rate-limit slot right now.
     """
 
@@ -139,6 +160,71 @@ class ClientStats:
     retries: int = 0
     throttled: int = 0
     waiting: int = 0
+
+
+class _Gate:
+    """The connection capacity of one session, waited for before the per-attempt clock starts.
+
+    At most ``size`` requests hold a permit, so the session's connector (of
+    that limit) always has a connection for a request that holds one.
+    """
+
+    __slots__ = ("__weakref__", "_free", "_waiters")
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def try_take(self) -> bool:
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return True
+        return False
+
+    async def take(self) -> None:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.give()  # handed over just as we were cancelled: pass it on
+            else:
+                self._waiters.remove(waiter)
+            raise
+
+    def give(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
+
+
+_gates: weakref.WeakKeyDictionary[aiohttp.ClientSession, _Gate | None] = weakref.WeakKeyDictionary()
+
+
+def _gate(session: aiohttp.ClientSession) -> _Gate | None:
+    # One gate per session, shared by every provider using it; None when unbounded.
+    try:
+        return _gates[session]
+    except KeyError:
+        pass
+    connector = session.connector
+    sizes = [n for n in (connector.limit, connector.limit_per_host) if n] if connector else []
+    gate = _gates[session] = _Gate(min(sizes)) if sizes else None
+    return gate
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+_REDIRECTS: Final = frozenset({301, 302, 307, 308})
+_MAX_REDIRECTS: Final = 3
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
 
 class HTTPCore:
@@ -149,7 +235,7 @@ class HTTPCore:
         auth_headers: Headers that authenticate every request; kept out of
             ``repr`` and logs.
         credential_id: A non-secret string that identifies the credential
-            (hashed into bucket keys).
+            (hashed into bucket keys unless ``limit_key`` is given).
         default_base_url: Used when the options carry no ``base_url``.
         default_account: Used when the options carry no ``account``.
         options: The common provider keywords (:class:`ClientOptions`).
@@ -176,16 +262,31 @@ class HTTPCore:
         # Every form of the credentials, removed from any vendor text an error carries.
         self.redact = Redactor.for_headers(auth_headers)
         self._headers = {"Accept": "application/json", "User-Agent": _USER_AGENT, **auth_headers}
-        self._session: aiohttp.ClientSession | None = options.get("session")
-        self._owns_session = self._session is None
-        self._limiter = options.get("limiter")
         unknown = set(options) - ClientOptions.__optional_keys__
         if unknown:
             raise errors.UsageError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        given = options.get("session")
+        # A borrowed session (or the callable that makes one) is never closed here.
+        self._session_factory: Callable[[], aiohttp.ClientSession] | None = None
+        self._session: aiohttp.ClientSession | None = None
+        if given is None:
+            self._owns_session = True
+        elif isinstance(given, aiohttp.ClientSession):
+            self._session, self._owns_session = given, False
+        elif callable(given):
+            self._session_factory, self._owns_session = given, False
+        else:
+            raise errors.UsageError("session must be an aiohttp.ClientSession or a callable")
+        self._limiter = options.get("limiter")
         timeout = float(options.get("timeout", DEFAULT_TIMEOUT))
         if not timeout > 0:
             raise errors.UsageError(f"timeout must be > 0 seconds, got {timeout!r}")
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout = timeout
+        # Connecting is bounded by aiohttp; the answer by our own timer (see _attempt);
+        # waiting for a pooled connection by neither (see _Gate).
+        self._wire_timeout = aiohttp.ClientTimeout(
+            total=None, connect=None, sock_connect=timeout, sock_read=None
+        )
         self._deadline = options.get("deadline")
         if self._deadline is not None and not 0 < self._deadline < math.inf:
             raise errors.UsageError(f"deadline must be > 0 seconds, got {self._deadline!r}")
@@ -197,17 +298,26 @@ class HTTPCore:
         if "max_retries" in options:
             policy = attrs.evolve(policy, max_retries=options["max_retries"])
         self.retry_policy = policy
+        self._hooks: Hooks | None = options.get("hooks")
         self.stats = ClientStats()
-        self._buckets = self._make_buckets(credential_id, options.get("rate_limits") or {})
+        limit_key = options.get("limit_key")
+        if limit_key is not None and (not isinstance(limit_key, str) or not limit_key):
+            raise errors.UsageError("limit_key must be a non-empty string")
+        self._buckets = self._make_buckets(
+            limit_key or credential_id, options.get("rate_limits") or {}
+        )
+        self._route_buckets: dict[tuple[str, tuple[str, ...]], tuple[Bucket, ...]] = {}
+        self._abandoned: set[asyncio.Task[Response]] = set()
+        self._gated: aiohttp.ClientSession | None = None  # the session _gate belongs to
+        self._gate: _Gate | None = None
+        self._pause_warned: dict[str, float] = {}
 
     def __repr__(self) -> str:
         return f"<HTTPCore {self.vendor.name} {self.account} {self.base_url}>"
 
     # -- limits ------------------------------------------------------------
 
-    def _make_buckets(
-        self, credential_id: str, overrides: RateLimitsOption
-    ) -> dict[str, Bucket | None]:
+    def _make_buckets(self, scope_key: str, overrides: RateLimitsOption) -> dict[str, Bucket]:
         limits: dict[str, tuple[RateLimit, ...]] = dict(self.vendor.limits)
         for name, value in overrides.items():
             if value is None:
@@ -219,16 +329,27 @@ class HTTPCore:
                 if not all(isinstance(v, RateLimit) for v in limits[name]):
                     raise errors.UsageError(f"rate_limits[{name!r}] must hold RateLimit values")
         self._limits = limits
-        fingerprint = _credential_fingerprint(self.base_url, credential_id)
-        self.bucket_prefix = f"{self.vendor.name}:{fingerprint}:"
-        return {
-            name: Bucket(self.bucket_prefix + name, value) for name, value in limits.items()
-        }
+        self.bucket_prefix = bucket_scope(self.vendor.name, self.base_url, scope_key)
+        return {name: Bucket(self.bucket_prefix + name, value) for name, value in limits.items()}
 
     def bucket(self, operation: str) -> Bucket | None:
-        """The bucket a route's operation draws from, or None if unlimited."""
+        """The operation's own bucket, else the key-wide ``"*"`` one, else None."""
         bucket = self._buckets.get(operation)
         return bucket if bucket is not None else self._buckets.get("*")
+
+    def buckets(self, route: Route) -> tuple[Bucket, ...]:
+        """Every bucket ``route`` draws from: its operation's, its extra ones, then ``"*"``.
+
+        The order is the same for every route, so that requests holding one
+        slot while waiting for the next can never wait on each other in a cycle.
+        """
+        cache_key = (route.operation, route.buckets)
+        found = self._route_buckets.get(cache_key)
+        if found is None:
+            names = [route.operation, *sorted(set(route.buckets) - {route.operation, "*"}), "*"]
+            found = tuple(self._buckets[name] for name in names if name in self._buckets)
+            self._route_buckets[cache_key] = found
+        return found
 
     @property
     def limiter(self) -> Limiter:
@@ -240,6 +361,12 @@ class HTTPCore:
     # -- session -----------------------------------------------------------
 
     def _open(self) -> aiohttp.ClientSession:
+        if self._session_factory is not None:
+            session = self._session_factory()
+            if not isinstance(session, aiohttp.ClientSession):
+                raise errors.UsageError("the session callable must return an aiohttp.ClientSession")
+            self._session = session
+            return session
         connector = aiohttp.TCPConnector(limit=self._connector_limit, ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -248,15 +375,19 @@ class HTTPCore:
             cookie_jar=aiohttp.DummyCookieJar(),  # never keep a vendor's session cookie
             raise_for_status=False,
         )
-        self._owns_session = True
         return self._session
 
     async def aclose(self) -> None:
-        """Close the session if this core opened it; a borrowed one stays open."""
+        """Stop requests still held after a timeout; close the session if this core opened it."""
+        abandoned = list(self._abandoned)
+        for task in abandoned:
+            task.cancel()
+        if abandoned:
+            await asyncio.gather(*abandoned, return_exceptions=True)
         session, self._session = self._session, None
         if session is not None and self._owns_session and not session.closed:
             await session.close()
-        if not self._owns_session:
+        if not self._owns_session and self._session_factory is None:
             self._session = session
 
     # -- requests ----------------------------------------------------------
@@ -272,28 +403,23 @@ class HTTPCore:
         """Send ``route`` with retries and limits; return a 2xx response or raise.
 
         Raises:
-            APIError: (a subclass by status) for non-2xx answers.
+            APIError: (a subclass by status) for non-2xx answers; RateLimitError
+                at once when the vendor closed the bucket for longer than this
+                call's budget (``retry_after`` set).
             TransportError: when the request could not complete.
             ResponseTooLargeError: when the body exceeds the bound.
         """
         path = route.render(params) if params else route.path
         url = URL(self.base_url + path, encoded=True)
         data = None if json_body is None else json.dumps(json_body).encode()
+        if self._deadline is None:
+            return await self._call(route, url, query, data)
+        phase = ["a rate-limit slot"]  # what the call waits for; updated as it goes
         try:
-            if self._deadline is not None:
-                async with asyncio.timeout(self._deadline):
-                    return await self._send(route, url, query, data)
-            # _send inlined: one coroutine less on the path every request takes.
-            started = time.monotonic()
-            try:
-                return await self._attempt(route, url, query, data)
-            except _Retry as failure:
-                first = failure
-            return await self._retry(first, started, route=route, url=url, query=query, data=data)
-        except _Retry as failed:
-            raise failed.error from None
+            async with asyncio.timeout(self._deadline):
+                return await self._call(route, url, query, data, phase)
         except TimeoutError:
-            message = f"no answer within the {self._deadline} s deadline"
+            message = f"no answer within the {self._deadline} s deadline (waiting for {phase[0]})"
             raise self._transport(route, message) from None
 
     async def request_json(
@@ -328,153 +454,397 @@ class HTTPCore:
             operation=operation,
         )
 
+    def _sent_failure(self, route: Route, message: str) -> errors.TransportError:
+        # A request that went on the wire and got no (whole) answer. Repeatable ones are
+        # retried; for the others (POST) the vendor may have acted: the outcome is unknown.
+        if route.idempotent:
+            return self._transport(route, message)
+        return errors.OutcomeUnknownTransportError(
+            f"{message}; the request was sent and may have taken effect",
+            provider=self.vendor.name,
+            account=self.account,
+            operation=route.operation,
+        )
+
     def _transport(self, route: Route, message: str) -> errors.TransportError:
         return errors.TransportError(
             message, provider=self.vendor.name, account=self.account, operation=route.operation
         )
 
-    async def _send(
-        self, route: Route, url: URL, query: Mapping[str, str | int] | None, data: bytes | None
-    ) -> Response:
-        """The first attempt, then backoff's retry loop if it failed.
-
-        The first attempt goes out directly, because backoff's bookkeeping (clock
-        reads, a wait generator, handler coroutines) would cost every request a
-        few microseconds and most requests succeed. After a failure, backoff runs
-        its usual loop, whose first "attempt" replays that failure: tries, waits
-        and handlers are those of a loop run from the start, and the time budget
-        is what is left of ``max_total`` since the first send.
-        """
-        started = time.monotonic()
-        try:
-            return await self._attempt(route, url, query, data)
-        except _Retry as failure:
-            first = failure
-        return await self._retry(first, started, route=route, url=url, query=query, data=data)
-
-    async def _retry(
+    async def _call(
         self,
-        failed: _Retry,
-        started: float,
-        *,
         route: Route,
         url: URL,
         query: Mapping[str, str | int] | None,
         data: bytes | None,
+        phase: list[str] | None = None,
     ) -> Response:
-        """Backoff's loop after a first attempt that began at ``started`` failed."""
-        policy = self.retry_policy
-        if policy.max_retries == 0:
-            raise failed
-        first: _Retry | None = failed
+        """Attempts until one succeeds or :func:`decide_retry` says raise; follows redirects."""
+        started = time.monotonic()
+        attempt = redirects = 0
+        while True:
+            attempt += 1
+            try:
+                response = await self._attempt(
+                    route, url, query, data, started=started, phase=phase
+                )
+            except _Failed as failed:
+                decision = decide_retry(
+                    failed.failure,
+                    idempotent=route.idempotent,
+                    attempt=attempt,
+                    elapsed=time.monotonic() - started,
+                    policy=self.retry_policy,
+                    status=failed.status,
+                    retry_after=failed.retry_after,
+                    budget=self._deadline,
+                )
+                if not decision.retry:
+                    raise failed.error from None
+                self._note_retry(route, failed, decision.wait, attempt)
+                if phase is not None:
+                    phase[0] = "a retry back-off"
+                await asyncio.sleep(decision.wait)
+                continue
+            if response.status < 300:
+                return response
+            url = self._redirect(route, url, response, redirects)
+            redirects += 1
+            attempt -= 1  # a followed redirect is not a failed attempt
 
-        async def attempt(
-            route: Route, url: URL, query: Mapping[str, str | int] | None, data: bytes | None
-        ) -> Response:
-            nonlocal first
-            if first is not None:
-                failure, first = first, None
-                raise failure
-            return await self._attempt(route, url, query, data)
+    def _budget_left(self, started: float) -> float:
+        limit = self.retry_policy.max_total
+        if self._deadline is not None:
+            limit = min(limit, self._deadline)
+        return limit - (time.monotonic() - started)
 
-        retrying = backoff.on_exception(
-            policy.waits,
-            _Retry,
-            max_tries=policy.max_retries + 1,
-            max_time=policy.max_total - (time.monotonic() - started),
-            jitter=None,
-            on_backoff=self._log_backoff,
-            logger=None,  # backoff's own logger would print call arguments
-        )(attempt)
-        response: Response = await retrying(route, url, query, data)
-        return response
+    async def _wait_for_connection(
+        self, gate: _Gate, slots: list[Slot], phase: list[str] | None
+    ) -> None:
+        # Bounded by the deadline only: the attempt's clock has not started.
+        if phase is not None:
+            phase[0] = "a pooled connection"
+        try:
+            await gate.take()
+        except BaseException:
+            for slot in slots:
+                slot.withdraw()
+            raise
+
+    async def _enter(
+        self,
+        route: Route,
+        buckets: tuple[Bucket, ...],
+        started: float,
+        phase: list[str] | None = None,
+    ) -> list[Slot]:
+        # Slots of every bucket, in the buckets' fixed order; waiting ones counted in stats.
+        if phase is not None:
+            phase[0] = "a rate-limit slot"
+        limiter = self.limiter
+        slots: list[Slot] = []
+        waited = 0.0
+        try:
+            for bucket in buckets:
+                slot = limiter.try_enter(bucket)
+                if slot is None:
+                    began = time.monotonic()
+                    self.stats.waiting += 1
+                    try:
+                        slot = await limiter.enter(bucket, max_wait=self._budget_left(started))
+                    finally:
+                        self.stats.waiting -= 1
+                    waited += time.monotonic() - began
+                slots.append(slot)
+        except BucketPaused as paused:
+            for slot in slots:
+                slot.withdraw()
+            raise self._paused_error(route, paused.seconds) from None
+        except BaseException:
+            for slot in slots:
+                slot.withdraw()
+            raise
+        if self._hooks is not None:
+            self._hooks.on_limiter_wait(self.vendor.name, self.account, route.operation, waited)
+        return slots
+
+    def _launch(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        exchange: Callable[[asyncio.Future[None]], Coroutine[Any, Any, Response]],
+    ) -> tuple[asyncio.Task[Response], asyncio.Future[None], asyncio.TimerHandle]:
+        # The exchange as a task, and a waiter it sets as its last act (a loop turn
+        # sooner than a done-callback would), unless the timeout sets it first.
+        waiter: asyncio.Future[None] = loop.create_future()
+        task = loop.create_task(exchange(waiter))
+        return task, waiter, loop.call_later(self._timeout, _wake, waiter)
+
+    def _gate_for(self, session: aiohttp.ClientSession) -> _Gate | None:
+        self._gated, self._gate = session, _gate(session)
+        return self._gate
+
+    def _paused_error(self, route: Route, seconds: float) -> errors.RateLimitError:
+        error = errors.RateLimitError(
+            f"the vendor closed this bucket for {seconds:.0f} s more, "
+            "longer than this call may wait",
+            status=429,
+            provider=self.vendor.name,
+            account=self.account,
+            operation=route.operation,
+        )
+        error.retry_after = seconds
+        return error
 
     async def _attempt(
-        self, route: Route, url: URL, query: Mapping[str, str | int] | None, data: bytes | None
+        self,
+        route: Route,
+        url: URL,
+        query: Mapping[str, str | int] | None,
+        data: bytes | None,
+        *,
+        started: float,
+        phase: list[str] | None,
     ) -> Response:
+        """One attempt: slots, a connection, the exchange; a 2xx or 3xx response, or _Failed.
+
+        ``phase[0]`` (when given) names what the attempt is waiting for.
+        """
         session = self._session
         if session is None or session.closed:
             session = self._open()
-        bucket = self.bucket(route.operation)
+        buckets = self.buckets(route)
+        slots: list[Slot] = []
+        if buckets:
+            # The usual case inline: one bucket with room, no coroutine to await.
+            slot = self.limiter.try_enter(buckets[0]) if len(buckets) == 1 else None
+            if slot is None:
+                slots = await self._enter(route, buckets, started, phase)
+            else:
+                slots.append(slot)
+                if self._hooks is not None:
+                    hooks, name = self._hooks, self.vendor.name
+                    hooks.on_limiter_wait(name, self.account, route.operation, 0.0)
+        gate = self._gate if session is self._gated else self._gate_for(session)
+        if gate is not None and not gate.try_take():
+            await self._wait_for_connection(gate, slots, phase)
         # A session of our own carries our headers already (see _open); a borrowed one not.
         headers = None if self._owns_session else self._headers
         if data is not None:
             headers = {**(headers or {}), "Content-Type": "application/json"}
-        started = time.monotonic()
         self.stats.requests += 1
-        # The slot is entered and left by hand rather than with ``async with``: the
-        # waiters count needs no wrapper, and the in-process limiter's slot is taken
-        # and given back without a coroutine when it has room (the usual case).
-        slot: AbstractAsyncContextManager[None] | None = None
-        local: _LocalBucket | None = None
-        if bucket is not None:
-            slot = self.limiter.slot(bucket)
-            if type(slot) is _LocalBucket and slot.enter_now():
-                local = slot
-            else:
-                await self._wait_for(slot)
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
+        # The exchange runs as its own task so that a timeout releases the caller while the
+        # request keeps its slots (and connection) until the vendor answers: the vendor may
+        # still count it, and only its answer tells when.
+        exchange, waiter, timer = self._launch(
+            loop,
+            functools.partial(
+                self._exchange,
+                session=session,
+                route=route,
+                url=url,
+                query=query,
+                data=data,
+                headers=headers,
+                slots=slots,
+                buckets=buckets,
+                gate=gate,
+            ),
+        )
+        if phase is not None:
+            phase[0] = "the response"
         try:
-            try:
-                async with session.request(
-                    route.method,
-                    url,
-                    params=query,
-                    data=data,
-                    headers=headers,
-                    timeout=self._timeout,
-                    allow_redirects=False,
-                ) as raw:
-                    length = raw.content_length
-                    body = (
-                        await raw.read()  # what _read does first, without its coroutine
-                        if length is not None
-                        and length <= self._max_body
-                        and "Content-Encoding" not in raw.headers
-                        else await self._read(route, raw)
-                    )
-                    response = Response(raw.status, raw.headers, body)
-            except BaseException as exc:
-                # Released even when cancelled: the request may have reached the vendor.
-                if local is not None:
-                    local.leave()
-                elif slot is not None:
-                    await slot.__aexit__(type(exc), exc, exc.__traceback__)
-                raise
-            if local is not None:
-                local.leave()
-            elif slot is not None:
-                await slot.__aexit__(None, None, None)
-        except aiohttp.ClientConnectorCertificateError:
-            raise self._transport(route, "TLS certificate verification failed") from None
-        except aiohttp.ClientConnectorError as exc:
-            # The connection was never made, so nothing was sent: safe to retry any method.
-            error = self._transport(route, f"cannot connect: {_describe(exc)}")
-            raise _Retry(error, None) from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            if route.idempotent:
-                raise _Retry(self._transport(route, _describe(exc)), None) from None
-            # Sent, perhaps acted upon, and never repeated: say that the outcome is unknown.
-            raise errors.OutcomeUnknownTransportError(
-                f"{_describe(exc)}; the request was sent and may have taken effect",
-                provider=self.vendor.name,
-                account=self.account,
-                operation=route.operation,
-            ) from None
-        if logger.isEnabledFor(logging.DEBUG):
-            self._log_response(route, url, response, started)
-        if response.status < 300:
-            if bucket is not None and (pause := parse_rate_limit_reset(response.headers)):
-                await self.limiter.pause(bucket, pause)
-            return response
-        await self._fail(route, response, bucket)
-
-    async def _wait_for(self, slot: AbstractAsyncContextManager[None]) -> None:
-        # Enter a limiter slot that may make us wait, counted in the stats meanwhile.
-        self.stats.waiting += 1
-        try:
-            await slot.__aenter__()
+            await waiter
+        except asyncio.CancelledError:
+            # The caller gave up: the request ends with it (its slots are stamped now).
+            exchange.cancel()
+            raise
         finally:
-            self.stats.waiting -= 1
+            timer.cancel()
+        if not exchange.done():
+            self._abandon(exchange, loop)
+            self._note_attempt(route, "error", loop.time() - sent)
+            message = f"no response within the {self._timeout:g} s timeout"
+            raise _Failed(self._sent_failure(route, message), Failure.TRANSPORT) from None
+        response = self._outcome(route, exchange, loop.time() - sent)
+        if logger.isEnabledFor(logging.DEBUG):
+            self._log_response(route, url, response, sent)
+        if response.status < 300 or (
+            response.status in _REDIRECTS and "Location" in response.headers
+        ):
+            return response
+        await self._fail(route, response, buckets, started)
+
+    def _outcome(self, route: Route, exchange: asyncio.Task[Response], seconds: float) -> Response:
+        # The finished exchange's response, or its failure mapped to our errors.
+        try:
+            response = exchange.result()
+        except aiohttp.ClientConnectorCertificateError:
+            self._note_attempt(route, "error", seconds)
+            raise self._transport(route, "TLS certificate verification failed") from None
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            # The connection was never made, so nothing was sent: safe to retry any method.
+            self._note_attempt(route, "error", seconds)
+            reason = (
+                f"no connection within the {self._timeout:g} s timeout"
+                if isinstance(exc, aiohttp.ConnectionTimeoutError)
+                else _describe(exc)
+            )
+            error = self._transport(route, f"cannot connect: {reason}")
+            raise _Failed(error, Failure.CONNECT) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self._note_attempt(route, "error", seconds)
+            error = self._sent_failure(route, _describe(exc))
+            raise _Failed(error, Failure.TRANSPORT) from None
+        except errors.RunnerHubError:  # a body over max_response_bytes
+            self._note_attempt(route, "error", seconds)
+            raise
+        if self._hooks is not None:
+            self._note_attempt(route, str(response.status), seconds)
+        return response
+
+    async def _exchange(
+        self,
+        waiter: asyncio.Future[None],
+        *,
+        session: aiohttp.ClientSession,
+        route: Route,
+        url: URL,
+        query: Mapping[str, str | int] | None,
+        data: bytes | None,
+        headers: Mapping[str, str] | None,
+        slots: list[Slot],
+        buckets: tuple[Bucket, ...],
+        gate: _Gate | None,
+    ) -> Response:
+        """Send and read the whole answer; give back the slots and the connection permit.
+
+        Sets ``waiter`` when it ends, however it ends.
+        """
+        try:
+            return await self._exchange_once(
+                session, route, url, query, data, headers=headers, slots=slots, buckets=buckets
+            )
+        finally:
+            if gate is not None:
+                gate.give()
+            _wake(waiter)
+
+    async def _exchange_once(
+        self,
+        session: aiohttp.ClientSession,
+        route: Route,
+        url: URL,
+        query: Mapping[str, str | int] | None,
+        data: bytes | None,
+        *,
+        headers: Mapping[str, str] | None,
+        slots: list[Slot],
+        buckets: tuple[Bucket, ...],
+    ) -> Response:
+        try:
+            async with session.request(
+                route.method,
+                url,
+                params=query,
+                data=data,
+                headers=headers,
+                timeout=self._wire_timeout,
+                allow_redirects=False,
+            ) as raw:
+                length = raw.content_length
+                body = (
+                    await raw.read()  # what _read does first, without its coroutine
+                    if length is not None
+                    and length <= self._max_body
+                    and "Content-Encoding" not in raw.headers
+                    else await self._read(route, raw)
+                )
+                response = Response(raw.status, raw.headers, body)
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError):
+            for slot in slots:
+                slot.withdraw()  # never sent
+            raise
+        except BaseException:
+            # Stamped even when cancelled: the request may have reached the vendor.
+            for slot in slots:
+                slot.release()
+            raise
+        for slot in slots:
+            if (stamping := slot.release()) is not None:
+                await stamping
+        read_budget = self.vendor.read_budget
+        if read_budget is not None and buckets:
+            budget = read_budget(response.headers)
+            if budget is not None:
+                self._set_budget(buckets, budget)
+        return response
+
+    def _set_budget(self, buckets: tuple[Bucket, ...], budget: Budget) -> None:
+        # A vendor's budget is key-wide: kept on "*" when the vendor has that bucket,
+        # else on the route's own buckets.
+        key_wide = self._buckets.get("*")
+        for bucket in (key_wide,) if key_wide is not None else buckets:
+            self.limiter.set_budget(bucket, budget)
+
+    def _abandon(self, exchange: asyncio.Task[Response], loop: asyncio.AbstractEventLoop) -> None:
+        # Timed out: the exchange keeps its slots until the answer comes or the hold ends.
+        self._abandoned.add(exchange)
+        hold = loop.call_later(ABANDON_HOLD, exchange.cancel)
+
+        def done(task: asyncio.Task[Response]) -> None:
+            hold.cancel()
+            self._abandoned.discard(task)
+            if not task.cancelled():
+                task.exception()  # retrieved: its caller has already been answered
+
+        exchange.add_done_callback(done)
+
+    def _note_attempt(self, route: Route, code: str, seconds: float) -> None:
+        if self._hooks is not None:
+            self._hooks.on_attempt(self.vendor.name, self.account, route.operation, code, seconds)
+
+    def _note_retry(self, route: Route, failed: _Failed, wait: float, attempt: int) -> None:
+        self.stats.retries += 1
+        if self._hooks is not None:
+            self._hooks.on_retry(self.vendor.name, self.account, route.operation)
+        logger.debug(
+            "retrying %s %s in %.2f s after %s (attempt %d) [%s]",
+            route.method,
+            route.path,
+            wait,
+            type(failed.error).__name__,
+            attempt,
+            self.account,
+        )
+
+    def _redirect(self, route: Route, url: URL, response: Response, redirects: int) -> URL:
+        """The URL to follow a 3xx to: same origin, at most three hops; else raise."""
+        target = url.join(URL(response.headers["Location"]))
+        same_origin = (
+            target.scheme == url.scheme
+            and (target.host or "").lower() == (url.host or "").lower()
+            and (target.port or _DEFAULT_PORTS.get(target.scheme))
+            == (url.port or _DEFAULT_PORTS.get(url.scheme))
+        )
+        method_kept = route.method in ("GET", "HEAD") or response.status in (307, 308)
+        if same_origin and method_kept and redirects < _MAX_REDIRECTS:
+            return target
+        if not same_origin:
+            # Following would send the credential to another host; the target is not quoted.
+            reason = "to another origin"
+        elif not method_kept:
+            reason = f"that would turn {route.method} into GET"
+        else:
+            reason = f"more than {_MAX_REDIRECTS} times"
+        raise errors.APIError(
+            f"redirected {reason}; not followed",
+            status=response.status,
+            provider=self.vendor.name,
+            account=self.account,
+            operation=route.operation,
+        )
 
     def _log_response(self, route: Route, url: URL, response: Response, started: float) -> None:
         logger.debug(
@@ -482,11 +852,13 @@ class HTTPCore:
             route.method,
             url.path if route.log_params else route.path,
             response.status,
-            (time.monotonic() - started) * 1000,
+            (asyncio.get_running_loop().time() - started) * 1000,
             self.account,
         )
 
-    async def _fail(self, route: Route, response: Response, bucket: Bucket | None) -> NoReturn:
+    async def _fail(
+        self, route: Route, response: Response, buckets: tuple[Bucket, ...], started: float
+    ) -> NoReturn:
         error = error_from_response(
             response,
             trace_headers=self.vendor.trace_headers,
@@ -500,24 +872,45 @@ class HTTPCore:
         status = response.status
         if isinstance(error, errors.RateLimitError):
             self.stats.throttled += 1
-            # The vendor refused before acting, so even POST may be retried. The
-            # pause applies to every caller of the bucket; the retry then waits in it.
-            if bucket is None:
-                raise _Retry(error, error.retry_after)
+            if self._hooks is not None:
+                self._hooks.on_rate_limited(self.vendor.name, self.account, route.operation)
+            # The vendor refused before acting, so even POST may be retried. The pause
+            # applies to every caller of the route's buckets; the retry waits it out too.
             pause = error.retry_after
             if pause is None:
                 pause = self.retry_policy.backoff(1)
-            await self.limiter.pause(bucket, pause)
-            if pause > self.retry_policy.max_total:
-                raise error  # the vendor asks for longer than this call may take
-            raise _Retry(error, None)
-        if (
-            route.idempotent
-            and route.retry_server_errors
-            and status in self.retry_policy.retry_statuses
-        ):
-            raise _Retry(error, parse_retry_after(response.headers.get("Retry-After")))
-        raise error
+            await self._pause(route, buckets, pause, started)
+            raise _Failed(error, Failure.RATE_LIMITED, status=status, retry_after=pause)
+        if status >= 500 and route.retry_server_errors:
+            hint = parse_retry_after(response.headers.get("Retry-After"))
+            if hint is not None:
+                if isinstance(error, errors.ServerError):
+                    error.retry_after = hint
+                await self._pause(route, buckets, hint, started)
+            raise _Failed(error, Failure.SERVER, status=status, retry_after=hint)
+        raise _Failed(error, Failure.FATAL, status=status)
+
+    async def _pause(
+        self, route: Route, buckets: tuple[Bucket, ...], seconds: float, started: float
+    ) -> None:
+        for bucket in buckets:
+            await self.limiter.pause(bucket, seconds)
+        if seconds <= self._budget_left(started):
+            return
+        # Calls on these buckets will now fail at once instead of waiting; say so once.
+        now = time.monotonic()
+        key = buckets[0].key if buckets else route.operation
+        if self._pause_warned.get(key, -math.inf) > now:
+            return
+        self._pause_warned[key] = now + seconds
+        logger.warning(
+            "%s asked to pause %s for %.0f s; calls that cannot wait that long fail "
+            "with RateLimitError meanwhile [%s]",
+            self.vendor.name,
+            route.operation,
+            seconds,
+            self.account,
+        )
 
     async def _read(self, route: Route, raw: aiohttp.ClientResponse) -> bytes:
         length = raw.content_length
@@ -545,20 +938,6 @@ class HTTPCore:
             operation=route.operation,
         )
 
-    def _log_backoff(self, details: Any) -> None:
-        self.stats.retries += 1
-        failure = details["exception"]
-        route: Route = details["args"][0]
-        logger.debug(
-            "retrying %s %s in %.2f s after %s (attempt %d) [%s]",
-            route.method,
-            route.path,
-            details["wait"],
-            type(failure.error).__name__,
-            details["tries"],
-            self.account,
-        )
-
 
 def _describe(exc: BaseException) -> str:
     # Connection errors name host and port only; never include request headers.
@@ -581,4 +960,3 @@ def fail_unsupported(provider: str, account: str, capability: str) -> NoReturn:
         account=account,
         operation=capability,
     )
-

@@ -13,7 +13,8 @@ tokens and whose score is the instant (server ms) the member stops counting:
 * admitted (in flight): ``now + lease + P``, so that the slot of a process that
   dies mid-request expires on its own, yet only after any request it could
   still have sent has left the vendor's window (``lease`` must exceed the
-  provider's per-attempt ``timeout``);
+  provider's per-attempt ``timeout`` plus the hold of a timed-out request,
+  ``runnerhub._limits.ABANDON_HOLD``);
 * released (the response came back): ``release_time + P``.
 
 A request reaches the vendor between admission and release, so at any instant
@@ -26,7 +27,8 @@ free earlier), and the client sleeps that long (at most ``_MAX_SLEEP``) before
 asking again; one coroutine per process and bucket asks, the others queue
 behind it in FIFO order, so Redis sees about one call per process per freed
 slot. A cooldown key set by :meth:`RedisLimiter.pause` (``PX`` expiry) makes
-the script return its remaining ``PTTL`` instead, for every process.
+the script return its remaining ``PTTL`` instead (negated, so that a caller
+who cannot wait that long fails at once), for every process.
 
 Why Lua and not a library: ``limits``' moving window (the best-kept candidate
 with ``redis.asyncio`` support) stamps a hit once, when it is taken, and has no
@@ -60,6 +62,7 @@ import logging
 import math
 import time
 import uuid
+from collections.abc import Awaitable
 from typing import Any, Final, Literal, Self
 
 import redis.asyncio as aioredis
@@ -69,7 +72,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from . import errors
-from .limits import Bucket, LocalLimiter
+from ._limits import Bucket, BucketPaused, Budget, LocalLimiter, _LocalBucket
 
 __all__ = ["Fallback", "RedisLimiter"]
 
@@ -90,7 +93,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local n = #KEYS - 1
 local paused = redis.call('PTTL', KEYS[n + 1])
-if paused > 0 then return paused end
+if paused > 0 then return -paused end
 local lease = tonumber(ARGV[2])
 local wait = 0
 for i = 1, n do
@@ -162,7 +165,8 @@ class RedisLimiter:
         timeout: Seconds allowed for one Redis call.
         lease_seconds: How long an admitted request may stay unreleased before
             its slot expires on its own (a crashed process); must exceed the
-            providers' per-attempt ``timeout`` (default 30 s).
+            providers' per-attempt ``timeout`` (default 30 s) plus the 60 s a
+            timed-out request keeps its slot.
         retry_interval: Seconds between attempts to reach Redis during an outage.
         prefix: First component of every key.
 
@@ -176,7 +180,7 @@ class RedisLimiter:
         *,
         fallback: Fallback = "local",
         timeout: float = 0.5,
-        lease_seconds: float = 60.0,
+        lease_seconds: float = 120.0,
         retry_interval: float = 5.0,
         prefix: str = "runnerhub",
     ) -> None:
@@ -214,7 +218,7 @@ class RedisLimiter:
         *,
         fallback: Fallback = "local",
         timeout: float = 0.5,
-        lease_seconds: float = 60.0,
+        lease_seconds: float = 120.0,
         retry_interval: float = 5.0,
         prefix: str = "runnerhub",
         **redis_options: Any,
@@ -252,13 +256,35 @@ class RedisLimiter:
 
     # -- the Limiter protocol ------------------------------------------------
 
-    def slot(self, bucket: Bucket) -> _RedisSlot:
-        """Wait for room in ``bucket`` across every process; hold it until the response returns.
+    def try_enter(self, bucket: Bucket) -> _RedisSlot | None:
+        """Always None: admission needs a Redis round trip, so it goes through :meth:`enter`."""
+        return None
 
-        Raises (on entry):
+    async def enter(self, bucket: Bucket, *, max_wait: float = math.inf) -> _RedisSlot:
+        """Wait for room in ``bucket`` across every process, and take a slot.
+
+        Raises:
+            BucketPaused: when the bucket is paused for longer than ``max_wait`` s.
             TransportError: with ``fallback="fail"``, when Redis is unavailable.
         """
-        return _RedisSlot(self, bucket)
+        local = await self._local.enter(bucket, max_wait=max_wait)
+        try:
+            token = await self._acquire(bucket, max_wait)
+        except BaseException:
+            local.withdraw()
+            raise
+        return _RedisSlot(self, bucket, local, token)
+
+    def slot(self, bucket: Bucket) -> _SlotContext:
+        """``async with``: :meth:`enter`, then release when the block ends."""
+        return _SlotContext(self, bucket)
+
+    def set_budget(self, bucket: Bucket, budget: Budget) -> None:
+        """Admit at most ``budget.remaining`` more until its reset, in this process.
+
+        Other processes learn the budget from their own responses.
+        """
+        self._local.set_budget(bucket, budget)
 
     async def pause(self, bucket: Bucket, seconds: float) -> None:
         """Send nothing more on ``bucket`` for ``seconds``, in every process sharing the Redis.
@@ -354,7 +380,7 @@ class RedisLimiter:
             operation=rest.rpartition(":")[2] or None,
         )
 
-    async def _acquire(self, bucket: Bucket) -> str | None:
+    async def _acquire(self, bucket: Bucket, max_wait: float = math.inf) -> str | None:
         """Take a slot in Redis; None when Redis is down and the local log alone admits."""
         if self._redis_down():
             self._unavailable(bucket)
@@ -383,9 +409,11 @@ class RedisLimiter:
                     self._forget(bucket, token)
                     raise
                 self._mark_up()
-                if wait_ms <= 0:
+                if wait_ms == 0:
                     return token
-                await asyncio.sleep(min(wait_ms / 1000, _MAX_SLEEP))
+                if wait_ms < 0 and -wait_ms / 1000 > max_wait:
+                    raise BucketPaused(-wait_ms / 1000)
+                await asyncio.sleep(min(abs(wait_ms) / 1000, _MAX_SLEEP))
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.create_task(coro)
@@ -408,9 +436,10 @@ class RedisLimiter:
         except _UNAVAILABLE as exc:
             logger.debug("could not withdraw an unused slot (%s)", _describe_error(exc))
 
-    async def _release_slot(self, bucket: Bucket, token: str) -> None:
-        # Shielded: a second cancellation must not leave the slot counted for a whole lease.
-        await asyncio.shield(self._spawn(self._stamp(bucket, token)))
+    def _release_slot(self, bucket: Bucket, token: str) -> asyncio.Future[None]:
+        # A tracked task (aclose waits for it), shielded: a cancellation of the
+        # caller must not leave the slot counted for a whole lease.
+        return asyncio.shield(self._spawn(self._stamp(bucket, token)))
 
     async def _stamp(self, bucket: Bucket, token: str) -> None:
         if self._redis_down():
@@ -423,32 +452,52 @@ class RedisLimiter:
 
 
 class _RedisSlot:
-    """The in-process slot, then the shared one; released in the reverse order."""
+    """The in-process slot and the shared one; released together."""
 
     __slots__ = ("_bucket", "_limiter", "_local", "_token")
+
+    def __init__(
+        self, limiter: RedisLimiter, bucket: Bucket, local: _LocalBucket, token: str | None
+    ) -> None:
+        self._limiter = limiter
+        self._bucket = bucket
+        self._local = local
+        self._token = token
+
+    def release(self) -> Awaitable[None] | None:
+        """Stamp the request finished, here and in Redis (awaitable; it runs regardless)."""
+        self._local.release()
+        token, self._token = self._token, None
+        if token is not None:
+            return self._limiter._release_slot(self._bucket, token)
+        return None
+
+    def withdraw(self) -> None:
+        """Give the slot back unused, here and (in the background) in Redis."""
+        self._local.withdraw()
+        token, self._token = self._token, None
+        if token is not None:
+            self._limiter._forget(self._bucket, token)
+
+
+class _SlotContext:
+    """``async with limiter.slot(bucket)``: enter on entry, release on exit."""
+
+    __slots__ = ("_bucket", "_limiter", "_slot")
 
     def __init__(self, limiter: RedisLimiter, bucket: Bucket) -> None:
         self._limiter = limiter
         self._bucket = bucket
-        self._local = limiter._local.slot(bucket)
-        self._token: str | None = None
+        self._slot: _RedisSlot | None = None
 
     async def __aenter__(self) -> None:
-        await self._local.__aenter__()
-        try:
-            self._token = await self._limiter._acquire(self._bucket)
-        except BaseException:
-            # The local log has no "never mind": the unused slot counts as a request
-            # for one period in this process only, which errs on the safe side.
-            await self._local.__aexit__(None, None, None)
-            raise
+        self._slot = await self._limiter.enter(self._bucket)
 
     async def __aexit__(self, *exc_info: object) -> None:
         # Released even when cancelled: the request may have reached the vendor.
-        await self._local.__aexit__(None, None, None)
-        token, self._token = self._token, None
-        if token is not None:
-            await self._limiter._release_slot(self._bucket, token)
+        slot, self._slot = self._slot, None
+        if slot is not None and (stamping := slot.release()) is not None:
+            await stamping
 
 
 def _describe_client(client: aioredis.Redis) -> str:

@@ -74,6 +74,8 @@ class Route:
     vendor uses them as a normal answer (a health probe of a silent runner).
     ``log_params=False`` logs the path template instead of the rendered path,
     for parameters that are themselves credentials (a capability URL's key).
+    ``buckets`` names extra buckets the route also draws from (GitHub's
+    "mutations").
     """
 
     operation: str
@@ -81,6 +83,7 @@ class Route:
     path: str
     retry_server_errors: bool = True
     log_params: bool = True
+    buckets: tuple[str, ...] = ()
 
     @property
     def idempotent(self) -> bool:

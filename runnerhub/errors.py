@@ -213,7 +213,9 @@ class RateLimitError(APIError):
 
 
 class ServerError(APIError):
-    """5xx after every retry the operation allows."""
+    """5xx after every retry the operation allows; ``retry_after`` as the vendor stated it."""
+
+    retry_after: float | None = None
 
 
 class OutcomeUnknownServerError(ServerError, OutcomeUnknownError):

@@ -1,10 +1,10 @@
-"""Request hooks: how the HTTP core reports its traffic to an observer.
+"""Hooks: a provider reports its traffic to them (metrics, progress displays).
 
-Subclass :class:`Hooks`, override what you need and pass an instance to each
-provider (``hooks=``). Every method is a no-op here, and the core imports no
-metrics library: ``runnerhub.monitor`` exports these to Prometheus. Hooks run
-on the event loop in the middle of a request, so they must be quick and must
-not raise.
+Subclass :class:`Hooks`, override what you need, and pass an instance as a
+provider's ``hooks=`` option. Every method is called synchronously on the
+event loop from the HTTP core, so it must be quick and must not raise; the
+arguments never include a credential, URL or body. A provider built without
+hooks pays nothing for them.
 """
 
 from __future__ import annotations
@@ -13,26 +13,27 @@ __all__ = ["Hooks"]
 
 
 class Hooks:
-    """Observer of one or more providers' requests; every method is a no-op."""
+    """No-op callbacks for one provider's requests; subclass and override.
+
+    Every method receives the vendor (``provider``, e.g. "soda"), the
+    account label and the operation ("get_runner", ...).
+    """
 
     def on_attempt(
         self, provider: str, account: str, operation: str, code: str, seconds: float
     ) -> None:
-        """One HTTP attempt finished.
+        """One HTTP attempt ended.
 
         Args:
-            provider: The vendor, e.g. ``"soda"``.
-            account: The account label.
-            operation: The route's operation, e.g. ``"list_runners"``.
-            code: The status as text (``"200"``), or ``"error"`` when no status came.
-            seconds: Time on the wire.
+            code: The status as text ("200", "429"), or "error" when no answer came.
+            seconds: Time on the wire, from send to the end of the body or the failure.
         """
 
     def on_retry(self, provider: str, account: str, operation: str) -> None:
-        """An attempt is about to be retried."""
+        """A failed attempt will be retried (called before the back-off)."""
 
     def on_rate_limited(self, provider: str, account: str, operation: str) -> None:
-        """The vendor refused for rate limiting (a 429, or a rate-limit 403)."""
+        """The vendor refused an attempt for its rate limit (429, or a rate-limit 403)."""
 
     def on_limiter_wait(self, provider: str, account: str, operation: str, seconds: float) -> None:
-        """A request got its rate-limit slot after ``seconds`` of waiting (0.0 too)."""
+        """An attempt got its rate-limit slot after ``seconds`` of waiting (0.0 too)."""

@@ -35,10 +35,10 @@ from runnerhub import (
     SupportsRegistrationTokens,
     errors,
 )
-from runnerhub._http import VendorSpec
+from runnerhub._sansio import ErrorInfo
+from runnerhub.limits import Budget
 from runnerhub.provider import unsupported
 from runnerhub.vendors import github
-from runnerhub.vendors._pending import Budget, ErrorInfo, core_knows
 
 SAMPLES = Path(__file__).parent / "samples"
 FAST = RetryPolicy(base_delay=0.01, max_delay=0.05, max_total=10)
@@ -570,10 +570,6 @@ async def test_plain_403_is_not_retried() -> None:
     assert len(served.requests) == 1
 
 
-@pytest.mark.skipif(
-    not core_knows(VendorSpec, "parse_error"),
-    reason="the core reads VendorSpec.parse_error once the sans-I/O core is merged",
-)
 async def test_secondary_limit_403_waits_and_retries() -> None:
     """A secondary-limit 403 with retry-after is a rate limit: waited out, then retried."""
     answers = [403, 200]

@@ -10,7 +10,16 @@ import time
 
 import pytest
 
-from runnerhub.limits import Bucket, LocalLimiter, RateLimit, WindowLog, shared_local_limiter
+from runnerhub.limits import (
+    Bucket,
+    BucketPaused,
+    Budget,
+    LocalLimiter,
+    RateLimit,
+    WindowLog,
+    bucket_scope,
+    shared_local_limiter,
+)
 
 
 def max_in_any_window(arrivals: list[float], period: float) -> int:
@@ -206,3 +215,98 @@ def test_fake_clock_drives_the_async_bucket() -> None:
             pass
 
     asyncio.run(run())
+
+
+# -- the fast path, withdrawals, pauses and budgets on a simulated clock -------
+
+
+def test_withdraw_gives_the_place_back_without_a_stamp() -> None:
+    """A slot whose request was never sent leaves no mark in the window."""
+    log = WindowLog((RateLimit(1, 10),))
+    assert log.try_acquire(0.0) == 0.0
+    log.withdraw()
+    assert log.in_flight == 0
+    assert log.try_acquire(0.1) == 0.0  # no stamp: room at once
+
+
+def test_closed_for_reports_only_what_the_vendor_imposed() -> None:
+    """A pause counts as closed; a full window of our own does not."""
+    log = WindowLog((RateLimit(1, 10),))
+    log.try_acquire(0.0)
+    log.release(0.0)
+    assert log.closed_for(1.0) == 0.0
+    assert log.try_acquire(1.0) > 0.0  # full, but ours
+    log.pause_until(100.0)
+    assert log.closed_for(40.0) == pytest.approx(60.0)
+
+
+def test_budget_admits_remaining_minus_in_flight_until_the_reset() -> None:
+    """Told 3 remain with one in flight, the log admits 2 more, then none until the reset."""
+    log = WindowLog(())
+    assert log.try_acquire(0.0) == 0.0  # in flight when the budget arrives
+    log.set_budget(3, until=5.0)
+    assert log.try_acquire(0.1) == 0.0
+    assert log.try_acquire(0.2) == 0.0
+    assert log.try_acquire(0.3) == pytest.approx(4.7, abs=1e-3)
+    assert log.closed_for(0.3) == pytest.approx(4.7)
+    assert log.try_acquire(5.0) == 0.0  # reset passed: the budget no longer applies
+
+
+def test_budget_keeps_the_smaller_count_within_one_window() -> None:
+    """An answer that arrives late with a larger remaining does not widen the budget."""
+    log = WindowLog(())
+    log.set_budget(1, until=5.0)
+    log.set_budget(9, until=5.2)  # same window (clock jitter), stale count
+    assert log.try_acquire(0.0) == 0.0
+    assert log.try_acquire(0.0) > 0.0
+    log.set_budget(9, until=20.0)  # a new window
+    assert log.try_acquire(6.0) == 0.0
+
+
+async def test_try_enter_is_the_fast_path_and_enter_the_waiting_one() -> None:
+    """try_enter takes a free slot without awaiting and returns None when full."""
+    clock = FakeClock()
+    limiter = LocalLimiter(clock=clock)
+    bucket = Bucket("test:x:fast", (RateLimit(1, 10),))
+    slot = limiter.try_enter(bucket)
+    assert slot is not None
+    assert limiter.try_enter(bucket) is None
+    slot.release()
+    clock.now = 11.0
+    again = await limiter.enter(bucket)
+    again.withdraw()
+    assert limiter.in_flight(bucket) == 0
+
+
+async def test_enter_refuses_a_pause_longer_than_max_wait() -> None:
+    """enter(max_wait=) raises BucketPaused at once when the bucket is paused for longer."""
+    clock = FakeClock()
+    limiter = LocalLimiter(clock=clock)
+    bucket = Bucket("test:x:paused", (RateLimit(5, 10),))
+    await limiter.pause(bucket, 3600)
+    with pytest.raises(BucketPaused) as info:
+        await limiter.enter(bucket, max_wait=60)
+    assert info.value.seconds == pytest.approx(3600)
+    limiter.set_budget(bucket, Budget(0, 7200))
+    with pytest.raises(BucketPaused) as info:
+        await limiter.enter(bucket, max_wait=60)
+    assert info.value.seconds == pytest.approx(7200)
+
+
+def test_paced_buckets_have_no_fast_path() -> None:
+    """With burst= set, try_enter declines so that the pacer is always awaited."""
+    limiter = LocalLimiter(clock=FakeClock())
+    assert limiter.try_enter(Bucket("test:x:paced", (RateLimit(5, 1, burst=1),))) is None
+
+
+def test_bucket_scope_normalises_the_base_url() -> None:
+    """Scheme and host case, default ports and trailing slashes do not split a bucket."""
+    same = {
+        bucket_scope("v", url, "key")
+        for url in ("https://HOST", "https://host:443/", "https://host/", "HTTPS://Host")
+    }
+    assert len(same) == 1
+    assert bucket_scope("v", "https://host:8443", "key") not in same
+    assert bucket_scope("v", "https://host/api", "key") not in same
+    assert bucket_scope("v", "https://host", "other") not in same
+    assert "key" not in bucket_scope("v", "https://host", "key")

@@ -190,6 +190,24 @@ async def test_keys_hash_the_credential_and_expire(
 
 
 @pytest.mark.redis
+async def test_a_long_pause_elsewhere_fails_fast_and_the_fast_path_defers(
+    redis_server: RedisServer,
+) -> None:
+    """Another process's hour-long pause makes enter(max_wait=) raise at once; try_enter is None."""
+    async with (
+        RedisLimiter.from_url(redis_server.url) as first,
+        RedisLimiter.from_url(redis_server.url) as second,
+    ):
+        assert second.try_enter(BUCKET) is None  # admission always takes a round trip
+        await first.pause(BUCKET, 3600)
+        async with asyncio.timeout(2):
+            with pytest.raises(limits.BucketPaused) as info:
+                await second.enter(BUCKET, max_wait=5)
+        assert 3500 < info.value.seconds <= 3600
+        assert second._local.in_flight(BUCKET) == 0  # the local slot was given back
+
+
+@pytest.mark.redis
 async def test_pause_holds_every_limiter(redis_server: RedisServer, admin: aioredis.Redis) -> None:
     """A pause recorded by one limiter delays another limiter's next slot (shared cooldown)."""
     async with (

@@ -12,7 +12,15 @@ import pytest
 from multidict import CIMultiDict
 
 from runnerhub import RetryPolicy
-from runnerhub.retry import parse_rate_limit_reset, parse_retry_after
+from runnerhub.limits import Budget
+from runnerhub.retry import (
+    Decision,
+    Failure,
+    decide_retry,
+    parse_rate_limit_reset,
+    parse_retry_after,
+    ratelimit_budget,
+)
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 NOW_TS = NOW.timestamp()
@@ -181,9 +189,17 @@ def test_retry_after_date_without_zone_is_utc() -> None:
     assert parse_retry_after("Sun, 01 Jun 2025 12:00:10 -0000", now=NOW) == 10.0
 
 
-def test_retry_after_date_far_in_the_future_is_ignored() -> None:
-    """A date more than a day ahead is nonsense and treated as absent."""
-    assert parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now=NOW) is None
+def test_retry_after_date_far_in_the_future_is_kept() -> None:
+    """A date years ahead is a wait like any other: the caller raises rather than retry early."""
+    assert parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now=NOW) == pytest.approx(
+        (datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC) - NOW).total_seconds()
+    )
+
+
+@pytest.mark.parametrize(("value", "expected"), [("86401", 86401.0), ("1e9", 1e9)])
+def test_retry_after_over_a_day_is_kept(value: str, expected: float) -> None:
+    """Hints over a day are not dropped (issue 10, item 4): they mean "not within this call"."""
+    assert parse_retry_after(value, now=NOW) == expected
 
 
 @pytest.mark.parametrize(
@@ -198,14 +214,11 @@ def test_retry_after_date_far_in_the_future_is_ignored() -> None:
         "12abc",
         "nan",
         "inf",
-        "86401",
-        "1e9",
-        "99999999999999999999",
         "Sun, 99 Foo 2025 99:99:99 GMT",
     ],
 )
 def test_retry_after_garbage_negative_huge_is_none(value: str | None) -> None:
-    """Absent, empty, malformed, negative, non-finite and huge values all mean 'no hint'."""
+    """Absent, empty, malformed, negative and non-finite values all mean 'no hint'."""
     assert parse_retry_after(value, now=NOW) is None
 
 
@@ -263,7 +276,6 @@ def test_rate_limit_header_names_are_case_insensitive() -> None:
         ("0", "soon"),
         ("", "5"),
         ("0", ""),
-        ("0", "500000"),  # a delta over a day is nonsense
     ],
 )
 def test_rate_limit_malformed_is_none(remaining: str | None, reset: str | None) -> None:
@@ -277,3 +289,102 @@ def test_rate_limit_uses_the_wall_clock_without_now() -> None:
     pause = parse_rate_limit_reset(_headers("0", reset))
     assert pause is not None
     assert 25.0 <= pause <= 31.0
+
+
+# -- decide_retry ----------------------------------------------------------------
+
+FAST = RetryPolicy(base_delay=0.1, max_delay=0.1, max_total=10, max_retries=3)
+
+
+@pytest.mark.parametrize(
+    ("failure", "idempotent", "retry"),
+    [
+        (Failure.CONNECT, False, True),  # nothing was sent
+        (Failure.RATE_LIMITED, False, True),  # refused before acting
+        (Failure.TRANSPORT, True, True),
+        (Failure.TRANSPORT, False, False),  # a POST may have acted
+        (Failure.SERVER, True, True),
+        (Failure.SERVER, False, False),
+        (Failure.FATAL, True, False),
+    ],
+)
+def test_decide_retry_by_failure_and_method(
+    failure: Failure, idempotent: bool, retry: bool
+) -> None:
+    """Only what cannot have acted is retried for POST; a fatal answer never is."""
+    decision = decide_retry(
+        failure, idempotent=idempotent, attempt=1, elapsed=0.0, policy=FAST, status=503
+    )
+    assert decision.retry is retry
+
+
+def test_decide_retry_server_statuses_come_from_the_policy() -> None:
+    """A 501 is not in retry_statuses, so it is not retried."""
+    decision = decide_retry(
+        Failure.SERVER, idempotent=True, attempt=1, elapsed=0.0, policy=FAST, status=501
+    )
+    assert not decision.retry
+
+
+def test_decide_retry_stops_after_max_retries() -> None:
+    """Attempt max_retries + 1 failing means no more tries."""
+    assert decide_retry(Failure.CONNECT, idempotent=True, attempt=3, elapsed=0, policy=FAST).retry
+    assert not decide_retry(
+        Failure.CONNECT, idempotent=True, attempt=4, elapsed=0, policy=FAST
+    ).retry
+
+
+def test_decide_retry_never_waits_less_than_retry_after() -> None:
+    """The wait is at least the vendor's stated Retry-After."""
+    decision = decide_retry(
+        Failure.RATE_LIMITED, idempotent=True, attempt=1, elapsed=0, policy=FAST, retry_after=2.5
+    )
+    assert decision == Decision(retry=True, wait=2.5, retry_after=2.5)
+
+
+@pytest.mark.parametrize("retry_after", [5.0, 100_000.0])
+def test_decide_retry_raises_when_the_stated_wait_passes_the_budget(retry_after: float) -> None:
+    """A Retry-After past max_total (however large) raises at once, carrying the hint."""
+    policy = attrs.evolve(FAST, max_total=2.0)
+    decision = decide_retry(
+        Failure.SERVER,
+        idempotent=True,
+        attempt=1,
+        elapsed=0.0,
+        policy=policy,
+        status=503,
+        retry_after=retry_after,
+    )
+    assert decision == Decision(retry=False, retry_after=retry_after)
+
+
+def test_decide_retry_counts_the_deadline_as_a_budget() -> None:
+    """A deadline tighter than max_total bounds the wait too."""
+    decision = decide_retry(
+        Failure.CONNECT,
+        idempotent=True,
+        attempt=1,
+        elapsed=0.9,
+        policy=FAST,
+        budget=1.0,
+        rng=random.Random(1),
+    )
+    assert decision.retry is (0.9 + FAST.backoff(1, random.Random(1)) <= 1.0)
+
+
+def test_decide_retry_jitter_comes_from_the_policy() -> None:
+    """Without a hint, the wait is the policy's full-jitter back-off for that attempt."""
+    decision = decide_retry(
+        Failure.TRANSPORT, idempotent=True, attempt=2, elapsed=0, policy=FAST, rng=random.Random(7)
+    )
+    assert decision.wait == FAST.backoff(2, random.Random(7))
+
+
+def test_ratelimit_budget_reads_remaining_and_reset() -> None:
+    """X-RateLimit-Remaining/Reset become a Budget; absent or malformed ones None."""
+    assert ratelimit_budget(_headers("7", "30"), now=NOW_TS) == Budget(7, 30.0)
+    assert ratelimit_budget(_headers("0", str(int(NOW_TS) + 12)), now=NOW_TS) == Budget(0, 12.0)
+    assert ratelimit_budget(_headers(None, "5")) is None
+    assert ratelimit_budget(_headers("5", None)) is None
+    assert ratelimit_budget(_headers("x", "5")) is None
+    assert ratelimit_budget(_headers("-1", "5")) is None

@@ -41,7 +41,8 @@ from .._http import (
     decode_json,
     encode_segment,
 )
-from ..limits import RateLimit
+from .._sansio import ErrorInfo
+from ..limits import Budget, RateLimit
 from ..models import (
     CreatedRunner,
     RegistrationToken,
@@ -54,7 +55,6 @@ from ..models import (
 from ..provider import Capability, CredentialField, VendorOption
 from ..retry import parse_retry_after
 from ._base import ProviderBase
-from ._pending import Budget, ErrorInfo, declare
 
 __all__ = [
     "API_VERSION",
@@ -343,8 +343,7 @@ def _error_body(body: bytes) -> tuple[str | None, str | None]:
     return code, message[:500] if message else None
 
 
-GITHUB: Final = declare(
-    VendorSpec,
+GITHUB: Final = VendorSpec(
     name="github",
     limits=DEFAULT_LIMITS,
     trace_headers=("x-github-request-id",),
@@ -411,7 +410,7 @@ class _Routes:
 def _route(operation: str, method: str, path: str) -> Route:
     # Every non-GET draws from the mutations bucket as well (brief §6 Route.buckets).
     buckets = () if method == "GET" else (MUTATIONS,)
-    return declare(Route, operation=operation, method=method, path=path, buckets=buckets)
+    return Route(operation, method, path, buckets=buckets)
 
 
 @functools.cache
