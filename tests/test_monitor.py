@@ -466,13 +466,6 @@ async def test_inventory_document_has_the_ls_json_shape(fleet: Fleet) -> None:
     assert first["runners"] == expected["runners"]
 
 
-def _core_takes_hooks() -> bool:
-    from runnerhub._http import ClientOptions
-
-    return "hooks" in ClientOptions.__optional_keys__
-
-
-@pytest.mark.skipif(not _core_takes_hooks(), reason="the HTTP core does not take hooks= yet")
 async def test_request_metrics_count_what_the_sandbox_received(fleet: Fleet) -> None:
     """Providers built with hooks=metrics: requests, 429s and retries equal the sandbox's log."""
     fleet.sandbox.faults.add(

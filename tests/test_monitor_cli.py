@@ -130,7 +130,7 @@ async def test_serve_one_account(accounts: tuple[Path, dict[str, str]]) -> None:
 
 
 async def test_demo_serve_monitors_the_demo_fleet() -> None:
-    """demo --serve serves the demo fleet's 4,540 runners until SIGTERM."""
+    """demo --serve serves the demo fleet's 4,600 runners until SIGTERM."""
     env = {**os.environ}
     argv = ("demo", "--serve", "--listen", "127.0.0.1:0", "--interval", "2", "--no-health")
     proc, url = await _start(*argv, env=env)
@@ -143,7 +143,7 @@ async def test_demo_serve_monitors_the_demo_fleet() -> None:
         proc.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 0, err
-    assert document["summary"]["runners"] == 4540
+    assert document["summary"]["runners"] == 4600
 
 
 @pytest.mark.parametrize(
