@@ -10,9 +10,11 @@ import attrs
 import pytest
 import pytest_asyncio
 
-from runnerhub import KubiyaProvider, RateLimit, SodaProvider
+from runnerhub import RateLimit
+from runnerhub._http import RateLimitsOption
 from runnerhub.provider import RunnerProvider
 from runnerhub.sandbox import Sandbox
+from runnerhub.vendors import provider_class
 
 pytest_plugins = ["runnerhub.sandbox.pytest_plugin"]
 
@@ -26,6 +28,11 @@ SODA_LIMITS = {
     "delete_runner": RateLimit(10, 60 / TIME_SCALE),
 }
 KUBIYA_LIMITS = {"*": (RateLimit(100, 60 / TIME_SCALE), RateLimit(20, 10 / TIME_SCALE))}
+# GitHub's defaults with periods scaled: 600 a minute, mutations 80 a minute and paced.
+GITHUB_LIMITS = {
+    name: tuple(attrs.evolve(limit, period_seconds=limit.period_seconds / TIME_SCALE) for limit in limits)
+    for name, limits in provider_class("github").default_limits.items()
+}
 
 # Fast retries so that retry tests stay quick; the rules are the defaults'.
 FAST = {"timeout": 2.0}
@@ -43,8 +50,8 @@ class VendorCase:
     deletable_id: str
     create_name: str
     secrets: list[str]
-    get_path: Callable[[str], str]
-    create_path: str
+    # (operation or "*", period in real seconds, most requests the vendor admits in it)
+    window: tuple[str, float, int]
 
     def provider(self, **options: Any) -> RunnerProvider:
         """A provider with valid credentials, sandbox-scaled limits and fast retries."""
@@ -59,24 +66,45 @@ def _fast_retry_options(options: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _builders(
+    sandbox: Sandbox, vendor: str, org_name: str, limits: RateLimitsOption
+) -> tuple[Callable[..., RunnerProvider], Callable[..., RunnerProvider]]:
+    """Constructors of ``org_name``'s provider from the sandbox's account, by the registry.
+
+    The first has valid credentials, sandbox-scaled ``limits`` and fast retries;
+    the second the same keywords with every secret credential wrong.
+    """
+    account = next(a for a in sandbox.accounts() if (a.vendor, a.name) == (vendor, org_name))
+    cls = provider_class(vendor)
+    base_url = sandbox.url(vendor)
+    secret = {field.name for field in cls.credentials if field.secret}
+    wrong = {name: "wrong-secret" for name in account.credentials if name in secret}
+
+    def build(**options: Any) -> RunnerProvider:
+        options = _fast_retry_options(options)
+        options.setdefault("rate_limits", limits)
+        options.setdefault("account", account.name)
+        provider: RunnerProvider = cls(
+            **account.credentials, **account.options, base_url=base_url, **options
+        )
+        return provider
+
+    def build_bad(**options: Any) -> RunnerProvider:
+        provider: RunnerProvider = cls(
+            **{**account.credentials, **wrong}, **account.options, base_url=base_url, **options
+        )
+        return provider
+
+    return build, build_bad
+
+
 @pytest_asyncio.fixture
 async def soda_case() -> AsyncIterator[VendorCase]:
     """A Soda org of 25 runners on a served sandbox."""
     sandbox = Sandbox(seed=7, time_scale=TIME_SCALE)
     org = sandbox.add_org("soda", "acme-eu", runners=25)
     async with sandbox.serve():
-        base_url = sandbox.url("soda")
-
-        def build(**options: Any) -> RunnerProvider:
-            options = _fast_retry_options(options)
-            options.setdefault("rate_limits", SODA_LIMITS)
-            return SodaProvider(
-                org.api_key_id, org.api_key_secret, base_url=base_url, account="acme-eu", **options
-            )
-
-        def build_bad(**options: Any) -> RunnerProvider:
-            return SodaProvider(org.api_key_id, "wrong-secret", base_url=base_url, **options)
-
+        build, build_bad = _builders(sandbox, "soda", "acme-eu", SODA_LIMITS)
         ids = list(org.runners)
         deletable = next(
             rid
@@ -92,8 +120,7 @@ async def soda_case() -> AsyncIterator[VendorCase]:
             deletable_id=deletable,
             create_name="new-runner",
             secrets=[org.api_key_secret, org.token],
-            get_path=lambda rid: f"/api/v1/runners/{rid}",
-            create_path="/api/v1/runners",
+            window=("get_runner", 60 / TIME_SCALE, 1000),
         )
 
 
@@ -103,16 +130,7 @@ async def kubiya_case() -> AsyncIterator[VendorCase]:
     sandbox = Sandbox(seed=7, time_scale=TIME_SCALE)
     org = sandbox.add_org("kubiya", "kubiya-prod", runners=12, unhealthy=3)
     async with sandbox.serve():
-        base_url = sandbox.url("kubiya")
-
-        def build(**options: Any) -> RunnerProvider:
-            options = _fast_retry_options(options)
-            options.setdefault("rate_limits", KUBIYA_LIMITS)
-            return KubiyaProvider(org.api_key, base_url=base_url, account="kubiya-prod", **options)
-
-        def build_bad(**options: Any) -> RunnerProvider:
-            return KubiyaProvider("not-a-key", base_url=base_url, **options)
-
+        build, build_bad = _builders(sandbox, "kubiya", "kubiya-prod", KUBIYA_LIMITS)
         ids = list(org.runners)
         secrets = [org.api_key]
         secrets += [
@@ -127,12 +145,34 @@ async def kubiya_case() -> AsyncIterator[VendorCase]:
             deletable_id=ids[-1],
             create_name="edge-new",
             secrets=secrets,
-            get_path=lambda name: f"/api/v3/runners/{name}/describe",
-            create_path="/api/v3/runners/edge-new",
+            window=("*", 10 / TIME_SCALE, 20),
         )
 
 
-@pytest.fixture(params=["soda", "kubiya"])
+@pytest_asyncio.fixture
+async def github_case() -> AsyncIterator[VendorCase]:
+    """A GitHub organisation of 150 runners (two Link pages) on a served sandbox."""
+    sandbox = Sandbox(seed=7, time_scale=TIME_SCALE)
+    org = sandbox.add_org("github", "gh-acme", runners=150)
+    async with sandbox.serve():
+        build, build_bad = _builders(sandbox, "github", "gh-acme", GITHUB_LIMITS)
+        ids = [str(rid) for rid in org.runners]
+        deletable = next(str(rid) for rid, r in org.runners.items() if not r["busy"])
+        yield VendorCase(
+            vendor="github",
+            sandbox=sandbox,
+            build=build,
+            build_bad_auth=build_bad,
+            runner_ids=ids,
+            deletable_id=deletable,
+            create_name="jit-new",
+            secrets=[org.token, org.read_token],
+            # GitHub's secondary limit counts points: a GET costs one of 900 a minute.
+            window=("*", 60 / TIME_SCALE, 900),
+        )
+
+
+@pytest.fixture(params=["soda", "kubiya", "github"])
 def case(request: pytest.FixtureRequest) -> VendorCase:
     """Each vendor in turn: adding a vendor means adding a fixture above and a name here."""
     result: VendorCase = request.getfixturevalue(f"{request.param}_case")

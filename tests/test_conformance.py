@@ -8,7 +8,15 @@ import time
 import aiohttp
 import pytest
 
-from runnerhub import Capability, CreatedRunner, Runner, RunnerHealth, errors
+from runnerhub import (
+    Capability,
+    CreatedRunner,
+    Runner,
+    RunnerHealth,
+    RunnerKind,
+    RunnerStatus,
+    errors,
+)
 from runnerhub.provider import (
     RunnerProvider,
     SupportsDescription,
@@ -20,7 +28,7 @@ from runnerhub.provider import (
 )
 from runnerhub.sandbox import Fault, FaultKind
 
-from .conftest import TIME_SCALE, VendorCase
+from .conftest import VendorCase
 
 
 async def test_satisfies_protocol(case: VendorCase) -> None:
@@ -191,13 +199,18 @@ async def test_client_errors_are_not_retried(case: VendorCase, status: int) -> N
     assert len(case.sandbox.requests) == 1
 
 
+def _posts(case: VendorCase) -> int:
+    # Every vendor creates with a POST; the sandboxes name the operation as their vendor does.
+    return sum(1 for r in case.sandbox.requests if r.method == "POST")
+
+
 async def test_create_not_retried_after_server_error(case: VendorCase) -> None:
     """POST create is never retried after a 5xx: the vendor may have acted."""
     case.sandbox.faults.add(Fault(FaultKind.STATUS, status=500, method="POST"))
     async with case.provider() as provider:
         with pytest.raises(errors.ServerError):
             await provider.create_runner(case.create_name)
-    assert case.sandbox.count(operation="create_runner") == 1
+    assert _posts(case) == 1
 
 
 async def test_create_not_retried_after_reset(case: VendorCase) -> None:
@@ -206,7 +219,7 @@ async def test_create_not_retried_after_reset(case: VendorCase) -> None:
     async with case.provider() as provider:
         with pytest.raises(errors.TransportError):
             await provider.create_runner(case.create_name)
-    assert case.sandbox.count(operation="create_runner") == 1
+    assert _posts(case) == 1
 
 
 async def test_create_retried_after_429(case: VendorCase) -> None:
@@ -217,7 +230,7 @@ async def test_create_retried_after_429(case: VendorCase) -> None:
     async with case.provider() as provider:
         created = await provider.create_runner(case.create_name)
     assert created is not None
-    assert case.sandbox.count(operation="create_runner") == 2
+    assert _posts(case) == 2
 
 
 async def test_retry_after_is_honoured(case: VendorCase) -> None:
@@ -273,12 +286,14 @@ async def test_html_proxy_error_keeps_status(case: VendorCase) -> None:
 
 
 async def test_unknown_enum_values_are_kept(case: VendorCase) -> None:
-    """Unknown kind/type values map to UNKNOWN and stay in raw; nothing crashes."""
+    """Unknown kind, type or status values map to UNKNOWN and stay in raw; nothing crashes."""
     case.sandbox.faults.add(Fault(FaultKind.UNKNOWN_ENUM, method="GET"))
     async with case.provider() as provider:
         runners = [r async for r in provider.list_runners()]
     assert runners
-    assert any(r.kind.value == "unknown" for r in runners)
+    assert any(
+        r.kind is RunnerKind.UNKNOWN or r.status is RunnerStatus.UNKNOWN for r in runners
+    )
 
 
 async def test_limits_hold_against_the_vendor_window(case: VendorCase) -> None:
@@ -286,11 +301,11 @@ async def test_limits_hold_against_the_vendor_window(case: VendorCase) -> None:
     async with case.provider() as provider:
         ids = case.runner_ids
         await asyncio.gather(*(provider.get_runner(ids[i % len(ids)]) for i in range(45)))
+    # 429 is Soda's and Kubiya's refusal; GitHub refuses with 403 (or 429).
     assert case.sandbox.count(status=429) == 0
-    if case.vendor == "kubiya":
-        assert case.sandbox.max_in_window("kubiya", "*", 10 / TIME_SCALE) <= 20
-    else:
-        assert case.sandbox.max_in_window("soda", "get_runner", 60 / TIME_SCALE) <= 1000
+    assert case.sandbox.count(status=403) == 0
+    operation, period, most = case.window
+    assert case.sandbox.max_in_window(case.vendor, operation, period) <= most
 
 
 async def test_owned_session_is_closed(case: VendorCase) -> None:
@@ -331,6 +346,8 @@ async def test_secrets_never_leak(case: VendorCase, debug_log: pytest.LogCapture
         texts += [repr(created), str(created)]
         if created.credentials is not None:
             case.secrets.append(created.credentials.api_key_secret.get_secret_value())
+        if created.jit_config is not None:
+            case.secrets.append(created.jit_config.get_secret_value())
         with pytest.raises(errors.RunnerHubError) as info:
             await provider.get_runner("missing")
         texts += [str(info.value), repr(info.value)]
