@@ -66,32 +66,45 @@ def _fast_retry_options(options: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _builders(
-    sandbox: Sandbox, vendor: str, org_name: str, limits: RateLimitsOption
-) -> tuple[Callable[..., RunnerProvider], Callable[..., RunnerProvider]]:
-    """Constructors of ``org_name``'s provider from the sandbox's account, by the registry.
+def sandbox_provider(
+    sandbox: Sandbox, vendor: str, org_name: str, *, wrong_secret: bool = False, **options: Any
+) -> Any:
+    """The provider of ``org_name`` built through the registry from the sandbox's account.
 
-    The first has valid credentials, sandbox-scaled ``limits`` and fast retries;
-    the second the same keywords with every secret credential wrong.
+    ``options`` go to the constructor after the account's credentials and vendor
+    options, with the served ``sandbox.url(vendor)`` as base URL and the org's
+    name as account label unless given. ``wrong_secret`` replaces every secret
+    credential by a wrong one.
     """
     account = next(a for a in sandbox.accounts() if (a.vendor, a.name) == (vendor, org_name))
     cls = provider_class(vendor)
-    base_url = sandbox.url(vendor)
-    secret = {field.name for field in cls.credentials if field.secret}
-    wrong = {name: "wrong-secret" for name in account.credentials if name in secret}
+    credentials = dict(account.credentials)
+    if wrong_secret:
+        for field in cls.credentials:
+            if field.secret and field.name in credentials:
+                credentials[field.name] = "wrong-secret"
+    options.setdefault("base_url", sandbox.url(vendor))
+    options.setdefault("account", account.name)
+    return cls(**credentials, **account.options, **options)
+
+
+def _builders(
+    sandbox: Sandbox, vendor: str, org_name: str, limits: RateLimitsOption
+) -> tuple[Callable[..., RunnerProvider], Callable[..., RunnerProvider]]:
+    """Constructors of ``org_name``'s provider: valid (scaled ``limits``, fast retries), and not.
+
+    The second has every secret credential wrong and otherwise the options given.
+    """
 
     def build(**options: Any) -> RunnerProvider:
         options = _fast_retry_options(options)
         options.setdefault("rate_limits", limits)
-        options.setdefault("account", account.name)
-        provider: RunnerProvider = cls(
-            **account.credentials, **account.options, base_url=base_url, **options
-        )
+        provider: RunnerProvider = sandbox_provider(sandbox, vendor, org_name, **options)
         return provider
 
     def build_bad(**options: Any) -> RunnerProvider:
-        provider: RunnerProvider = cls(
-            **{**account.credentials, **wrong}, **account.options, base_url=base_url, **options
+        provider: RunnerProvider = sandbox_provider(
+            sandbox, vendor, org_name, wrong_secret=True, **options
         )
         return provider
 

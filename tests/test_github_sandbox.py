@@ -1,0 +1,226 @@
+"""GitHubProvider against the GitHub sandbox: scopes, paging, JIT, tokens, labels and limits.
+
+The provider is built from the sandbox's accounts through the registry; the
+sandbox enforces GitHub's limits as the notes state them, so a refusal it
+logs is one GitHub would have sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from runnerhub import RateLimit, RetryPolicy, Runner, RunnerStatus, errors
+from runnerhub.sandbox import Fault, FaultKind, RequestRecord, Sandbox
+from runnerhub.sandbox._github import GitHubService
+from runnerhub.sandbox._github_state import GitHubOrg
+
+from .conftest import GITHUB_LIMITS, TIME_SCALE, sandbox_provider
+
+FAST = RetryPolicy(base_delay=0.01, max_delay=0.05, max_total=10)
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    """A served sandbox whose windows run ``TIME_SCALE`` times faster than GitHub's."""
+    sandbox = Sandbox(seed=11, time_scale=TIME_SCALE)
+    async with sandbox.serve():
+        yield sandbox
+
+
+def _github(sandbox: Sandbox) -> GitHubService:
+    service = sandbox.service("github")
+    assert isinstance(service, GitHubService)
+    return service
+
+
+def _provider(sandbox: Sandbox, name: str, **options: Any) -> Any:
+    options.setdefault("retry", FAST)
+    options.setdefault("rate_limits", GITHUB_LIMITS)
+    return sandbox_provider(sandbox, "github", name, **options)
+
+
+def _github_requests(sandbox: Sandbox) -> list[RequestRecord]:
+    return [r for r in sandbox.requests if r.vendor == "github"]
+
+
+SCOPES = [("org", "gh-acme"), ("repo", "acme/widgets"), ("enterprise", "acme-corp")]
+
+
+@pytest.mark.parametrize(("scope", "name"), SCOPES)
+async def test_lists_every_link_page_gets_and_deletes_at_each_scope(
+    sandbox: Sandbox, scope: str, name: str
+) -> None:
+    """230 runners come back over three Link pages, once each; get and delete work alike."""
+    org: GitHubOrg = sandbox.add_org("github", name, runners=230, scope=scope)
+    async with _provider(sandbox, name) as provider:
+        runners = [r async for r in provider.list_runners()]
+        idle = next(r for r in runners if not r.raw["busy"])
+        got = await provider.get_runner(idle.id)
+        await provider.delete_runner(idle.id)
+        with pytest.raises(errors.NotFoundError):
+            await provider.get_runner(idle.id)
+    assert sorted(r.id for r in runners) == sorted([*map(str, org.runners), idle.id])
+    assert len({r.id for r in runners}) == 230
+    assert got == idle
+    assert int(idle.id) not in org.runners
+    listed = [r for r in sandbox.requests if r.operation == "list_runners"]
+    assert [r.status for r in listed] == [200, 200, 200]
+    # The first page is asked by name; GitHub's links may name the scope by id.
+    assert name in listed[0].path
+    assert {r.status for r in sandbox.requests} <= {200, 204, 404}
+
+
+async def test_just_in_time_runner(sandbox: Sandbox) -> None:
+    """create_runner registers an offline JIT runner; its config is the sandbox's, kept secret."""
+    org: GitHubOrg = sandbox.add_org("github", "gh-acme", runners=3)
+    async with _provider(sandbox, "gh-acme") as provider:
+        created = await provider.create_runner("jit-7", labels=("self-hosted", "gpu"))
+        runner = await provider.get_runner(created.runner_id)
+    assert created.runner_id is not None and created.name == "jit-7"
+    config = org.jit_configs[int(created.runner_id)]
+    assert created.jit_config is not None
+    assert created.jit_config.get_secret_value() == config
+    assert config not in repr(created) and config not in str(created)
+    assert runner.status is RunnerStatus.OFFLINE
+    assert runner.labels == ("self-hosted", "gpu")
+    assert runner.raw["os"] == "unknown"
+
+
+async def test_registration_and_remove_tokens(sandbox: Sandbox) -> None:
+    """Both tokens are the ones the sandbox minted, with their expiry, and never in a repr."""
+    org: GitHubOrg = sandbox.add_org("github", "acme/widgets", runners=1)
+    async with _provider(sandbox, "acme/widgets") as provider:
+        registration = await provider.registration_token()
+        remove = await provider.remove_token()
+    minted = {m.kind: m for m in org.minted}
+    for token, kind in ((registration, "registration"), (remove, "remove")):
+        assert token.token.get_secret_value() == minted[kind].token
+        assert token.token.get_secret_value() not in repr(token)
+        assert token.expires_at is not None
+        # GitHub writes milliseconds: the expiry is kept to the millisecond.
+        assert abs((token.expires_at - minted[kind].expires_at).total_seconds()) < 0.001
+
+
+async def test_labels_add_set_and_remove(sandbox: Sandbox) -> None:
+    """Labels change as GitHub's endpoints say; read-only labels survive set and stay put."""
+    org: GitHubOrg = sandbox.add_org("github", "acme-corp", scope="enterprise")
+    runner = org.add_runner("build-1", os="linux", arch="X64")
+    runner_id = str(runner["id"])
+    async with _provider(sandbox, "acme-corp") as provider:
+        assert await provider.list_labels(runner_id) == ("self-hosted", "Linux", "X64")
+        added = await provider.add_labels(runner_id, ["gpu", "docker"])
+        replaced = await provider.set_labels(runner_id, ["large"])
+        removed = await provider.remove_label(runner_id, "large")
+        with pytest.raises(errors.NotFoundError):
+            await provider.remove_label(runner_id, "large")
+        with pytest.raises(errors.APIError) as info:
+            await provider.remove_label(runner_id, "self-hosted")
+        listed = await provider.get_runner(runner_id)
+    assert added == ("self-hosted", "Linux", "X64", "gpu", "docker")
+    assert replaced == ("self-hosted", "Linux", "X64", "large")
+    assert removed == ("self-hosted", "Linux", "X64")
+    assert info.value.status == 422
+    assert listed.labels == removed
+
+
+async def test_renamed_org_is_followed_on_the_same_origin(sandbox: Sandbox) -> None:
+    """After a rename, reads follow the 301 and mutations the 307, to the new name."""
+    org: GitHubOrg = sandbox.add_org("github", "gh-old", runners=120)
+    provider = _provider(sandbox, "gh-old")
+    _github(sandbox).rename("gh-old", "gh-new")
+    idle = next(str(i) for i, r in org.runners.items() if not r["busy"])
+    async with provider:
+        runners = [r async for r in provider.list_runners()]
+        await provider.get_runner(idle)
+        created = await provider.create_runner("jit-after-rename")
+        await provider.delete_runner(idle)
+    assert len(runners) == 120
+    assert created.runner_id is not None and int(created.runner_id) in org.runners
+    assert int(idle) not in org.runners
+    moved = [r for r in sandbox.requests if r.status in (301, 307)]
+    assert [(r.method, r.status) for r in moved] == [
+        ("GET", 301),
+        ("GET", 301),
+        ("POST", 307),
+        ("DELETE", 307),
+    ]
+    assert all("gh-old" in r.path for r in moved)
+    followed = [r for r in sandbox.requests if r.status not in (301, 307)]
+    assert all("gh-old" not in r.path for r in followed)
+
+
+async def test_primary_budget_is_learned_and_never_exceeded() -> None:
+    """With a budget of 10 an hour, 35 gets draw zero 403s: the client waits for each reset.
+
+    Ten callers share the work: after a reset the client sends before it has
+    heard the new budget, which GitHub restores in full (``x-ratelimit-limit``).
+    """
+    # An hour lasts 0.5 s here; only the primary budget is small.
+    sandbox = Sandbox(seed=11, time_scale=7200)
+    org: GitHubOrg = sandbox.add_org("github", "gh-tiny", runners=5, rate_limit=10)
+    ids = [str(i) for i in org.runners]
+    callers = asyncio.Semaphore(10)
+
+    async def get(runner_id: str) -> Runner:
+        async with callers:
+            runner: Runner = await provider.get_runner(runner_id)
+            return runner
+
+    async with sandbox.serve(), _provider(sandbox, "gh-tiny") as provider:
+        await provider.get_runner(ids[0])  # learns the budget
+        runners = await asyncio.gather(*(get(ids[i % 5]) for i in range(34)))
+    assert len(runners) == 34
+    assert sandbox.count(status=403) == 0
+    assert sandbox.count(status=429) == 0
+    assert sandbox.count(status=200) == 35
+
+
+async def test_secondary_limit_403_is_waited_out() -> None:
+    """Past the secondary points limit the sandbox answers 403 + retry-after; each is waited out.
+
+    A retry sent before the window slid would be refused again, so no request
+    is refused twice: every 403 is followed by exactly one successful retry.
+    """
+    sandbox = Sandbox(
+        seed=11,
+        time_scale=TIME_SCALE,
+        retry_after="decimal",
+        vendor_options={"github": {"points_per_minute": 10}},
+    )
+    org: GitHubOrg = sandbox.add_org("github", "gh-acme", runners=5)
+    ids = [str(i) for i in org.runners]
+    # The client's own buckets are lifted: only the sandbox's secondary limit holds.
+    async with (
+        sandbox.serve(),
+        _provider(sandbox, "gh-acme", rate_limits={"*": RateLimit(1000, 1.0)}) as provider,
+    ):
+        runners = await asyncio.gather(*(provider.get_runner(ids[i % 5]) for i in range(16)))
+    assert len(runners) == 16
+    refused = sandbox.count(status=403)
+    assert refused >= 1
+    assert sandbox.count(status=200) == 16
+    assert len(sandbox.requests) == 16 + refused
+
+
+async def test_mutation_burst_is_paced_one_at_a_time() -> None:
+    """Twelve concurrent label changes reach GitHub one at a time, a (scaled) second apart.
+
+    The sandbox allows one request in flight per token here, so any overlap
+    would be refused with a secondary-limit 403.
+    """
+    sandbox = Sandbox(seed=11, time_scale=TIME_SCALE, vendor_options={"github": {"concurrency": 1}})
+    org: GitHubOrg = sandbox.add_org("github", "gh-acme", runners=12)
+    ids = [str(i) for i in org.runners]
+    # Answers take a while, so that overlapping sends could not go unnoticed.
+    sandbox.faults.add(Fault(FaultKind.LATENCY, method="POST", delay=0.02))
+    async with sandbox.serve(), _provider(sandbox, "gh-acme") as provider:
+        await asyncio.gather(*(provider.add_labels(i, ["burst"]) for i in ids))
+    posts = sorted(r.t for r in sandbox.requests if r.method == "POST")
+    assert len(posts) == 12
+    assert sandbox.count(status=403) == 0
+    spacing = 1.0 / TIME_SCALE
+    assert all(b - a >= spacing for a, b in zip(posts, posts[1:], strict=False))
