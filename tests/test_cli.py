@@ -1337,3 +1337,54 @@ async def test_sandbox_accounts_file_from_the_registry(tmp_path: Path, run: Run)
         result = await run("--config", str(tmp_path / "lab.toml"), "ls", "-o", "json")
     assert result.code == 0, result.err
     assert result.json["summary"]["accounts"] == {"lab-eu": 4, "lab-k": 2}
+
+
+GITHUB_TOKEN = "ghp_plantedGitHubTokenForCliTests0042"
+
+
+async def test_github_account_beside_soda_and_kubiya(fleet: Fleet, run: Run) -> None:
+    """A github account (org + token_env) is listed by ls beside Soda and Kubiya, checked by
+    accounts --check, and found by get ACCOUNT/ID; its token reaches no output."""
+    org = fleet.sandbox.add_org("github", "gh-acme", runners=130, token=GITHUB_TOKEN)
+    runner_id = next(iter(org.runners))
+    extra = "\n".join(
+        [
+            "[accounts.gh-acme]",
+            'provider = "github"',
+            f'base_url = "{fleet.sandbox.url("github")}"',
+            'org = "gh-acme"',
+            'token_env = "CLI_TEST_GITHUB_TOKEN"',
+        ]
+    )
+    path = write_accounts(fleet.tmp / "github.toml", fleet.base_url, fleet.eu, extra=extra)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CLI_TEST_GITHUB_TOKEN", GITHUB_TOKEN)
+        listed = await run("--config", str(path), "ls", "-o", "json")
+        accounts = await run("--config", str(path), "accounts", "-o", "json")
+        checked = await run("--config", str(path), "accounts", "--check")
+        got = await run("--config", str(path), "get", f"gh-acme/{runner_id}", "-o", "json")
+        table = await run("--config", str(path), "ls", "--account", "gh-acme")
+    assert listed.code == 0, listed.err
+    assert listed.json["summary"]["accounts"] == {
+        "acme-eu": 25,
+        "acme-us": 12,
+        "kubiya-prod": 12,
+        "gh-acme": 130,
+    }
+    assert listed.json["errors"] == {}
+    by_label = {a["account"]: a for a in accounts.json["accounts"]}
+    assert by_label["gh-acme"]["provider"] == "github"
+    assert by_label["gh-acme"]["credentials"] == {"token": "env CLI_TEST_GITHUB_TOKEN"}
+    assert by_label["gh-acme"]["location"]["org"] == "gh-acme"
+    assert checked.code == 0, checked.out + checked.err
+    rows = {line.split()[0]: line for line in checked.out.splitlines()[1:]}
+    assert rows["gh-acme"].rstrip().endswith("ok")
+    assert got.code == 0, got.err
+    assert got.json["account"] == "gh-acme"
+    assert got.json["id"] == str(runner_id)
+    assert got.json["name"] == org.runners[runner_id]["name"]
+    assert table.code == 0
+    assert len(table.out.splitlines()[1 : table.out.splitlines().index("")]) == 130
+    outputs = [listed, accounts, checked, got, table]
+    for result in outputs:
+        assert GITHUB_TOKEN not in result.out + result.err

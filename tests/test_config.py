@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from runnerhub import KubiyaProvider, RateLimit, RunnerProvider, SodaProvider, errors
+from runnerhub import (
+    GitHubProvider,
+    KubiyaProvider,
+    RateLimit,
+    RunnerProvider,
+    SodaProvider,
+    errors,
+)
 from runnerhub.config import AccountUnavailable, accounts_from_env, load_accounts, load_hub
 from runnerhub.sandbox import Sandbox
 
@@ -304,3 +311,48 @@ def test_file_options_are_the_scalar_client_options(monkeypatch: pytest.MonkeyPa
         assert dict(config._client_options()) == resolved
     finally:
         config._client_options.cache_clear()
+
+
+async def test_a_github_account_by_org_repo_or_enterprise(tmp_path: Path) -> None:
+    """provider = "github" takes one scope key and token_env; the hub lists each scope's runners;
+    a token written inline, or two scopes, is refused naming the account."""
+    sandbox = Sandbox(seed=4)
+    org = sandbox.add_org("github", "gh-acme", runners=120)
+    repo = sandbox.add_org("github", "acme/widgets", runners=3)
+    enterprise = sandbox.add_org("github", "acme-corp", runners=2, scope="enterprise")
+    env = {"GH_ORG_TOKEN": org.token, "GH_REPO_TOKEN": repo.token, "GH_ENT": enterprise.token}
+    async with sandbox.serve():
+        base_url = sandbox.url("github")
+        path = write(
+            tmp_path,
+            f"""
+            [defaults]
+            base_url = "{base_url}"
+            [accounts.gh-org]
+            provider = "github"
+            org = "gh-acme"
+            token_env = "GH_ORG_TOKEN"
+            [accounts.gh-repo]
+            provider = "github"
+            repo = "acme/widgets"
+            token_env = "GH_REPO_TOKEN"
+            [accounts.gh-enterprise]
+            provider = "github"
+            enterprise = "acme-corp"
+            token_env = "GH_ENT"
+            """,
+        )
+        async with load_hub(path, environ=env) as hub:
+            assert all(isinstance(p, GitHubProvider) for p in hub.providers)
+            inventory = await hub.inventory()
+    assert inventory.by_account() == {"gh-org": 120, "gh-repo": 3, "gh-enterprise": 2}
+    assert inventory.errors == {}
+    for body, message in (
+        ('org = "gh-acme"\ntoken = "inline"', "may not be written"),
+        ('org = "a"\nrepo = "a/b"\ntoken_env = "GH_ENT"', "exactly one of org=, repo="),
+    ):
+        bad = write(tmp_path, f'[accounts.gh-bad]\nprovider = "github"\n{body}\n')
+        with pytest.raises(errors.UsageError, match=message) as info:
+            load_hub(bad, environ=env)
+        assert "gh-bad" in str(info.value)
+        assert "inline" not in str(info.value)
