@@ -275,21 +275,35 @@ async def test_cancelling_a_retry_back_off_stops_the_retry() -> None:
 
 
 async def test_cancelling_during_a_429_pause_releases_the_slot() -> None:
-    """Cancelled while the bucket is paused by a 429, the waiter leaves; later calls still work."""
+    """Cancelled while the bucket is paused by a 429, the waiter leaves; the pause stays.
+
+    The next call waits out the rest of the pause: by the sandbox's own arrival
+    times it reaches the vendor no sooner than Retry-After after the 429's
+    request did, whatever the machine's load.
+    """
     sandbox = _sandbox()
-    sandbox.faults.add(Fault(FaultKind.STATUS, status=429, retry_after="0.6", times=1))
+    sandbox.faults.add(Fault(FaultKind.STATUS, status=429, retry_after="1", times=1))
     runner_id = next(iter(sandbox.service("soda").orgs["soda-eu"].runners))
     with _served(sandbox) as base_url:
         async with _soda(sandbox, base_url) as provider:
-            assert await _cancel_at(lambda: provider.get_runner(runner_id), None, 0.2)
+            task = asyncio.ensure_future(provider.get_runner(runner_id))
+            bucket = provider._http.bucket("get_runner")
+            assert bucket is not None
+            log = shared_local_limiter()._bucket(bucket)._log
+            # Cancel only once the 429 has paused the bucket: the call is waiting it out.
+            while not log.closed_for(time.monotonic()) > 0:
+                assert not task.done()
+                await asyncio.sleep(0.005)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
             await _assert_quiet(provider)
-            started = time.monotonic()
             runner = await provider.get_runner(runner_id)  # waits out the rest of the pause
-            waited = time.monotonic() - started
             await _assert_quiet(provider)
     assert runner.id == runner_id
-    assert 0.2 <= waited < 2.0
-    assert len(sandbox.requests) == 2
+    throttled, served = sandbox.requests
+    assert (throttled.status, served.status) == (429, 200)
+    assert served.t - throttled.t >= 1.0
 
 
 async def test_cancelling_while_waiting_for_a_limiter_slot() -> None:
