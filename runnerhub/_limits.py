@@ -26,7 +26,11 @@ assumes of a vendor that stalls.
 
 Vendor-announced budgets (:class:`Budget`) narrow a bucket further: after a
 response says ``remaining`` requests are left until a reset, the bucket admits
-at most ``remaining`` more, counting those already in flight, until then.
+at most ``remaining`` more, counting those already in flight, until then. When
+the vendor also says how many a window holds (``limit``), the reset restores
+that many, not an unbounded number: until an answer from the new window
+announces it, the bucket admits at most ``limit`` (in flight included), for at
+most as long as the longest window announced so far.
 
 The seam: a :class:`Limiter` hands out :class:`Slot` values per
 :class:`Bucket`; ``try_enter`` is the await-free fast path every limiter
@@ -104,10 +108,15 @@ class RateLimit:
 
 @attrs.frozen
 class Budget:
-    """What a vendor announced in a response: ``remaining`` requests until ``reset_after`` s."""
+    """What a vendor announced in a response: ``remaining`` requests until ``reset_after`` s.
+
+    ``limit``, when the vendor says it (GitHub's ``x-ratelimit-limit``), is what
+    the reset restores.
+    """
 
     remaining: int
     reset_after: float
+    limit: int | None = None
 
 
 @attrs.frozen(cache_hash=True)  # looked up by every request; hashing it once saves ~0.5 µs
@@ -209,6 +218,10 @@ class Limiter(Protocol):
 _STEP = 1e-6
 # Two announced resets closer than this are the same vendor window (clock jitter).
 _SAME_RESET = 1.0
+# An answer announcing (up to clock jitter) the reset that has passed is a late
+# answer from the window before it; vendors give resets in whole seconds, so the
+# next window's reset is at least a second later.
+_ENDED_RESET = 0.25
 
 
 class WindowLog:
@@ -222,7 +235,10 @@ class WindowLog:
     """
 
     __slots__ = (
+        "_assumed",
         "_budget",
+        "_budget_limit",
+        "_budget_span",
         "_budget_until",
         "_done",
         "_in_flight",
@@ -244,6 +260,12 @@ class WindowLog:
         # Requests the vendor's last announced budget still allows, until _budget_until.
         self._budget = 0
         self._budget_until = -math.inf
+        # What a reset restores (None: unknown, and nothing is assumed after a reset);
+        # the longest window announced; and, while the window is assumed (its reset
+        # passed, the next one not yet announced), the reset that passed, else -inf.
+        self._budget_limit: int | None = None
+        self._budget_span = 0.0
+        self._assumed = -math.inf
 
     @property
     def in_flight(self) -> int:
@@ -253,16 +275,36 @@ class WindowLog:
     def closed_for(self, now: float) -> float:
         """Seconds until the vendor lets this bucket send again (0.0 when it does)."""
         until = self._paused_until
-        if now < self._budget_until and self._budget <= 0:
+        if now >= self._budget_until:
+            self._roll_over(now)
+        # An assumed window with requests in flight opens again at their answers.
+        spent = self._budget <= 0 and not (self._assumed > -math.inf and self._in_flight)
+        if now < self._budget_until and spent:
             until = max(until, self._budget_until)
         return max(0.0, until - now)
+
+    def _roll_over(self, now: float) -> None:
+        # The announced window has ended: the vendor restores its whole budget.
+        # Assume that much (minus what is still in flight and may land in the new
+        # window) until an answer from the new window says more, at most for the
+        # longest window announced.
+        if self._budget_limit is None or self._budget_until == -math.inf:
+            return
+        if self._assumed == -math.inf:
+            self._assumed = self._budget_until
+        self._budget = self._budget_limit - self._in_flight
+        self._budget_until = now + self._budget_span
 
     def try_acquire(self, now: float) -> float:
         """Take a slot at ``now`` if every limit allows it; else return the wait in seconds."""
         if now < self._paused_until:
             return self._paused_until - now + _STEP
+        if self._budget_limit is not None and now >= self._budget_until:
+            self._roll_over(now)
         budgeted = now < self._budget_until
         if budgeted and self._budget <= 0:
+            if self._assumed > -math.inf and self._in_flight:
+                return math.inf  # an answer from the new window will say more
             return self._budget_until - now + _STEP
         wait = 0.0
         for period, max_requests, done in self._windows:
@@ -296,14 +338,35 @@ class WindowLog:
         """Refuse every slot until ``until``."""
         self._paused_until = max(self._paused_until, until)
 
-    def set_budget(self, remaining: int, until: float) -> None:
+    def set_budget(
+        self,
+        remaining: int,
+        until: float,
+        *,
+        limit: int | None = None,
+        now: float = -math.inf,
+    ) -> None:
         """At most ``remaining`` more slots, counting those in flight, until ``until``.
 
         Within one announced window the smaller count wins (answers may arrive
-        out of order); a later reset starts a new window.
+        out of order); a later reset starts a new window. With ``limit`` (what a
+        reset restores) and ``now``, the reset is followed by an assumed window
+        of ``limit`` (see :meth:`try_acquire`); an answer whose reset has passed
+        by ``now``, or from the window before an assumed one, is ignored.
         """
+        if until <= now:
+            return
+        if limit is not None:
+            self._budget_limit = limit
+        if now > -math.inf:
+            self._budget_span = max(self._budget_span, until - now)
         left = remaining - self._in_flight
-        if until > self._budget_until + _SAME_RESET:
+        if self._assumed > -math.inf:
+            if until <= self._assumed + _ENDED_RESET:
+                return  # answered in the window that has ended
+            self._assumed = -math.inf
+            self._budget = left
+        elif until > self._budget_until + _SAME_RESET:
             self._budget = left
         else:
             self._budget = min(self._budget, left)
@@ -391,7 +454,10 @@ class _LocalBucket:
         self._log.pause_until(self._clock() + seconds)
 
     def set_budget(self, budget: Budget) -> None:
-        self._log.set_budget(budget.remaining, self._clock() + budget.reset_after)
+        now = self._clock()
+        self._log.set_budget(
+            budget.remaining, now + budget.reset_after, limit=budget.limit, now=now
+        )
         self._wake()
 
 

@@ -30,7 +30,9 @@ SODA_LIMITS = {
 KUBIYA_LIMITS = {"*": (RateLimit(100, 60 / TIME_SCALE), RateLimit(20, 10 / TIME_SCALE))}
 # GitHub's defaults with periods scaled: 600 a minute, mutations 80 a minute and paced.
 GITHUB_LIMITS = {
-    name: tuple(attrs.evolve(limit, period_seconds=limit.period_seconds / TIME_SCALE) for limit in limits)
+    name: tuple(
+        attrs.evolve(limit, period_seconds=limit.period_seconds / TIME_SCALE) for limit in limits
+    )
     for name, limits in provider_class("github").default_limits.items()
 }
 

@@ -291,9 +291,7 @@ async def test_unknown_enum_values_are_kept(case: VendorCase) -> None:
     async with case.provider() as provider:
         runners = [r async for r in provider.list_runners()]
     assert runners
-    assert any(
-        r.kind is RunnerKind.UNKNOWN or r.status is RunnerStatus.UNKNOWN for r in runners
-    )
+    assert any(r.kind is RunnerKind.UNKNOWN or r.status is RunnerStatus.UNKNOWN for r in runners)
 
 
 async def test_limits_hold_against_the_vendor_window(case: VendorCase) -> None:

@@ -215,16 +215,23 @@ def test_api_path_refuses_other_origins_and_paths(link: str) -> None:
 
 
 def test_budget_from_headers() -> None:
-    """x-ratelimit-remaining and -reset (epoch seconds) give the remaining budget and its reset."""
+    """x-ratelimit-remaining, -reset (epoch seconds) and -limit give the budget, reset, window."""
     headers = {
         "x-ratelimit-limit": "5000",
         "x-ratelimit-remaining": "4321",
         "x-ratelimit-reset": str(int(NOW) + 1200),
         "x-ratelimit-resource": "core",
     }
-    assert github.budget_from_headers(headers, now=NOW) == Budget(4321, 1200.0)
+    assert github.budget_from_headers(headers, now=NOW) == Budget(4321, 1200.0, 5000)
     past = {**headers, "x-ratelimit-reset": str(int(NOW) - 5)}
-    assert github.budget_from_headers(past, now=NOW) == Budget(4321, 0.0)
+    assert github.budget_from_headers(past, now=NOW) == Budget(4321, 0.0, 5000)
+    for limit in ("0", "many", None):
+        unknown = (
+            {**headers, "x-ratelimit-limit": limit}
+            if limit
+            else {k: v for k, v in headers.items() if k != "x-ratelimit-limit"}
+        )
+        assert github.budget_from_headers(unknown, now=NOW) == Budget(4321, 1200.0)
 
 
 @pytest.mark.parametrize(

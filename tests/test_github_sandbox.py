@@ -8,13 +8,14 @@ logs is one GitHub would have sent.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
-from runnerhub import RateLimit, RetryPolicy, Runner, RunnerStatus, errors
-from runnerhub.sandbox import Fault, FaultKind, RequestRecord, Sandbox
+from runnerhub import RateLimit, RegistrationToken, RetryPolicy, RunnerStatus, errors
+from runnerhub.sandbox import Fault, FaultKind, Sandbox
 from runnerhub.sandbox._github import GitHubService
 from runnerhub.sandbox._github_state import GitHubOrg
 
@@ -41,10 +42,6 @@ def _provider(sandbox: Sandbox, name: str, **options: Any) -> Any:
     options.setdefault("retry", FAST)
     options.setdefault("rate_limits", GITHUB_LIMITS)
     return sandbox_provider(sandbox, "github", name, **options)
-
-
-def _github_requests(sandbox: Sandbox) -> list[RequestRecord]:
-    return [r for r in sandbox.requests if r.vendor == "github"]
 
 
 SCOPES = [("org", "gh-acme"), ("repo", "acme/widgets"), ("enterprise", "acme-corp")]
@@ -80,11 +77,13 @@ async def test_just_in_time_runner(sandbox: Sandbox) -> None:
     async with _provider(sandbox, "gh-acme") as provider:
         created = await provider.create_runner("jit-7", labels=("self-hosted", "gpu"))
         runner = await provider.get_runner(created.runner_id)
-    assert created.runner_id is not None and created.name == "jit-7"
+    assert created.runner_id is not None
+    assert created.name == "jit-7"
     config = org.jit_configs[int(created.runner_id)]
     assert created.jit_config is not None
     assert created.jit_config.get_secret_value() == config
-    assert config not in repr(created) and config not in str(created)
+    assert config not in repr(created)
+    assert config not in str(created)
     assert runner.status is RunnerStatus.OFFLINE
     assert runner.labels == ("self-hosted", "gpu")
     assert runner.raw["os"] == "unknown"
@@ -97,7 +96,11 @@ async def test_registration_and_remove_tokens(sandbox: Sandbox) -> None:
         registration = await provider.registration_token()
         remove = await provider.remove_token()
     minted = {m.kind: m for m in org.minted}
-    for token, kind in ((registration, "registration"), (remove, "remove")):
+    pairs: tuple[tuple[RegistrationToken, Literal["registration", "remove"]], ...] = (
+        (registration, "registration"),
+        (remove, "remove"),
+    )
+    for token, kind in pairs:
         assert token.token.get_secret_value() == minted[kind].token
         assert token.token.get_secret_value() not in repr(token)
         assert token.expires_at is not None
@@ -139,7 +142,8 @@ async def test_renamed_org_is_followed_on_the_same_origin(sandbox: Sandbox) -> N
         created = await provider.create_runner("jit-after-rename")
         await provider.delete_runner(idle)
     assert len(runners) == 120
-    assert created.runner_id is not None and int(created.runner_id) in org.runners
+    assert created.runner_id is not None
+    assert int(created.runner_id) in org.runners
     assert int(idle) not in org.runners
     moved = [r for r in sandbox.requests if r.status in (301, 307)]
     assert [(r.method, r.status) for r in moved] == [
@@ -154,25 +158,18 @@ async def test_renamed_org_is_followed_on_the_same_origin(sandbox: Sandbox) -> N
 
 
 async def test_primary_budget_is_learned_and_never_exceeded() -> None:
-    """With a budget of 10 an hour, 35 gets draw zero 403s: the client waits for each reset.
-
-    Ten callers share the work: after a reset the client sends before it has
-    heard the new budget, which GitHub restores in full (``x-ratelimit-limit``).
-    """
+    """With a budget of 10 an hour, 34 concurrent gets draw zero 403s: the client waits for
+    each reset, and after one sends no more than GitHub restores (``x-ratelimit-limit``)
+    before the new window's first answer tells it more."""
     # An hour lasts 0.5 s here; only the primary budget is small.
     sandbox = Sandbox(seed=11, time_scale=7200)
     org: GitHubOrg = sandbox.add_org("github", "gh-tiny", runners=5, rate_limit=10)
     ids = [str(i) for i in org.runners]
-    callers = asyncio.Semaphore(10)
-
-    async def get(runner_id: str) -> Runner:
-        async with callers:
-            runner: Runner = await provider.get_runner(runner_id)
-            return runner
-
     async with sandbox.serve(), _provider(sandbox, "gh-tiny") as provider:
         await provider.get_runner(ids[0])  # learns the budget
-        runners = await asyncio.gather(*(get(ids[i % 5]) for i in range(34)))
+        # Slow answers: every caller is queued when a reset comes.
+        sandbox.faults.add(Fault(FaultKind.LATENCY, method="GET", delay=0.05))
+        runners = await asyncio.gather(*(provider.get_runner(ids[i % 5]) for i in range(34)))
     assert len(runners) == 34
     assert sandbox.count(status=403) == 0
     assert sandbox.count(status=429) == 0
@@ -223,4 +220,4 @@ async def test_mutation_burst_is_paced_one_at_a_time() -> None:
     assert len(posts) == 12
     assert sandbox.count(status=403) == 0
     spacing = 1.0 / TIME_SCALE
-    assert all(b - a >= spacing for a, b in zip(posts, posts[1:], strict=False))
+    assert all(b - a >= spacing for a, b in itertools.pairwise(posts))

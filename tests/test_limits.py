@@ -263,6 +263,38 @@ def test_budget_keeps_the_smaller_count_within_one_window() -> None:
     assert log.try_acquire(6.0) == 0.0
 
 
+def test_a_reset_restores_the_announced_limit_not_more() -> None:
+    """After the reset the log admits the window's limit until the new window announces itself;
+    with answers in flight it waits for them, without any it waits out the assumed window."""
+    log = WindowLog(())
+    log.set_budget(0, until=5.0, limit=3, now=0.0)  # spent; the window holds 3, resets at 5
+    assert log.closed_for(1.0) == pytest.approx(4.0)
+    assert [log.try_acquire(5.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert log.try_acquire(5.0) == math.inf  # an answer will say more
+    assert log.closed_for(5.0) == 0.0
+    for _ in range(3):
+        log.release(5.1)  # answered without a budget
+    # No announcement: the limit holds for as long as the longest window announced (5 s).
+    assert log.try_acquire(5.2) == pytest.approx(4.8, abs=1e-3)
+    assert log.closed_for(5.2) == pytest.approx(4.8)
+    assert log.try_acquire(10.0) == 0.0  # the next assumed window
+
+
+def test_the_new_window_replaces_the_assumed_one_and_late_answers_are_ignored() -> None:
+    """An answer from the window that ended changes nothing; one from the new window rules."""
+    log = WindowLog(())
+    log.set_budget(1, until=5.0, limit=3, now=0.0)
+    assert log.try_acquire(5.0) == 0.0  # the reset passed: assumed window of 3
+    log.set_budget(0, until=5.0, limit=3, now=4.9)  # late answer from the old window
+    log.set_budget(0, until=5.1, limit=3, now=5.0)  # the old reset again, clock jitter
+    assert log.try_acquire(5.0) == 0.0
+    log.release(5.1)
+    log.set_budget(1, until=65.0, limit=3, now=5.1)  # the new window: one left, one in flight
+    assert log.try_acquire(5.2) == pytest.approx(59.8, abs=1e-3)
+    log.set_budget(2, until=4.0, limit=3, now=5.2)  # its reset has passed: ignored
+    assert log.closed_for(5.2) == pytest.approx(59.8)
+
+
 async def test_try_enter_is_the_fast_path_and_enter_the_waiting_one() -> None:
     """try_enter takes a free slot without awaiting and returns None when full."""
     clock = FakeClock()

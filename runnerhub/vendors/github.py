@@ -270,12 +270,13 @@ def _seconds_until(epoch: str | None, now: float) -> float | None:
 
 
 def budget_from_headers(headers: Mapping[str, str], *, now: float) -> Budget | None:
-    """GitHub's primary budget from ``x-ratelimit-remaining`` and ``x-ratelimit-reset``.
+    """GitHub's primary budget from ``x-ratelimit-remaining``, ``-reset`` and ``-limit``.
 
     ``headers`` is case-insensitive (a response's); ``now`` is the current
     Unix time. Returns None when the headers are absent (GitHub Enterprise
     Server without limits), malformed, or about another resource than
-    ``core`` (``x-ratelimit-resource``).
+    ``core`` (``x-ratelimit-resource``). ``x-ratelimit-limit`` (what the reset
+    restores) is kept when it is a positive integer.
     """
     remaining = headers.get("x-ratelimit-remaining")
     if remaining is None:
@@ -290,7 +291,15 @@ def budget_from_headers(headers: Mapping[str, str], *, now: float) -> Budget | N
     reset_after = _seconds_until(headers.get("x-ratelimit-reset"), now)
     if count < 0 or reset_after is None:
         return None
-    return Budget(remaining=count, reset_after=reset_after)
+    return Budget(remaining=count, reset_after=reset_after, limit=_window_limit(headers))
+
+
+def _window_limit(headers: Mapping[str, str]) -> int | None:
+    try:
+        limit = int((headers.get("x-ratelimit-limit") or "").strip())
+    except ValueError:
+        return None
+    return limit if limit > 0 else None
 
 
 def read_budget(headers: Mapping[str, str]) -> Budget | None:
