@@ -37,6 +37,7 @@ from .provider import (
     SupportsManifests,
     SupportsOperations,
     SupportsRegistrationTokens,
+    SupportsStats,
     VendorOption,
 )
 from .retry import RetryPolicy
@@ -75,6 +76,7 @@ __all__ = [
     "SupportsManifests",
     "SupportsOperations",
     "SupportsRegistrationTokens",
+    "SupportsStats",
     "VendorOption",
     "VersionDrift",
     "errors",

@@ -24,7 +24,7 @@ from . import errors
 from .inventory import HealthFailure, Inventory, VersionDrift
 from .limits import Limiter
 from .models import Runner, RunnerHealth, RunnerStatus
-from .provider import Capability, RunnerProvider, SupportsHealth
+from .provider import Capability, RunnerProvider, SupportsHealth, SupportsStats
 
 __all__ = [
     "AccountProgress",
@@ -408,7 +408,7 @@ def _progress(
     health_total: int = 0,
     error: errors.RunnerHubError | None = None,
 ) -> AccountProgress:
-    stats = getattr(provider, "stats", None)
+    stats = provider.stats if isinstance(provider, SupportsStats) else None
     return AccountProgress(
         account=provider.account,
         runners=runners,
@@ -416,6 +416,6 @@ def _progress(
         health_done=health_done,
         health_total=health_total,
         error=error,
-        requests=getattr(stats, "requests", 0),
-        waiting=getattr(stats, "waiting", 0),
+        requests=stats.requests if stats is not None else 0,
+        waiting=stats.waiting if stats is not None else 0,
     )
