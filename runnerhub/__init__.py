@@ -5,6 +5,7 @@ unless named in their own ``__all__`` (``errors``, ``limits``, ``sandbox``).
 """
 
 from . import errors
+from ._pool import SessionPool
 from .fleet import (
     AccountProgress,
     FleetEvent,
@@ -69,6 +70,7 @@ __all__ = [
     "RunnerProvider",
     "RunnerStatus",
     "Secret",
+    "SessionPool",
     "SodaProvider",
     "SupportsDescription",
     "SupportsHealth",

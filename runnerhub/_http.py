@@ -78,12 +78,21 @@ _USER_AGENT: Final = "runnerhub/0.1"
 RateLimitsOption = Mapping[str, RateLimit | Sequence[RateLimit] | None]
 
 
+SessionOption = aiohttp.ClientSession | Callable[[], aiohttp.ClientSession]
+
+
 class ClientOptions(TypedDict, total=False):
-    """Keywords every provider accepts (see the provider classes for meanings)."""
+    """Keywords every provider accepts (see the provider classes for meanings).
+
+    ``session`` is borrowed, never closed by the provider: an
+    ``aiohttp.ClientSession``, or a zero-argument callable returning one (such as
+    :class:`runnerhub.SessionPool`), called at the first request and again
+    whenever the session it returned has been closed.
+    """
 
     base_url: str
     account: str
-    session: aiohttp.ClientSession | Callable[[], aiohttp.ClientSession]
+    session: SessionOption
     rate_limits: RateLimitsOption
     limit_key: str
     hooks: Hooks
@@ -361,12 +370,18 @@ class HTTPCore:
     # -- session -----------------------------------------------------------
 
     def _open(self) -> aiohttp.ClientSession:
+        # Called when there is no usable session: ask the caller's callable, or open one.
         if self._session_factory is not None:
             session = self._session_factory()
-            if not isinstance(session, aiohttp.ClientSession):
-                raise errors.UsageError("the session callable must return an aiohttp.ClientSession")
+            if not isinstance(session, aiohttp.ClientSession) or session.closed:
+                raise errors.UsageError(
+                    "the session callable must return an open aiohttp.ClientSession"
+                )
             self._session = session
             return session
+        if not self._owns_session:
+            # The caller closed the session it gave: one opened here would never be closed.
+            raise errors.UsageError("the session given to this provider is closed")
         connector = aiohttp.TCPConnector(limit=self._connector_limit, ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(
             connector=connector,
