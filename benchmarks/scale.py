@@ -39,7 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -198,16 +198,16 @@ def _reset_peak() -> None:
 
 
 def _accounts(files: Sequence[Path], limit: int | None = None) -> Iterator[dict[str, Any]]:
-    # Read a line at a time, so that no list of 10,000 accounts inflates the client.
-    left = limit
-    for path in files:
-        with path.open(encoding="utf-8") as handle:
-            for line in handle:
-                if left is not None:
-                    if left == 0:
-                        return
-                    left -= 1
-                yield json.loads(line)
+    # A line at a time, so that no list of 10,000 accounts inflates the client; one
+    # file after another in turn, so that every sandbox process is busy at once.
+    with ExitStack() as stack:
+        handles = [stack.enter_context(path.open(encoding="utf-8")) for path in files]
+        lines = (line for group in itertools.zip_longest(*handles) for line in group if line)
+        for line in itertools.islice(lines, limit):
+            keywords = json.loads(line)
+            # One base URL string per sandbox, as one per vendor region in an accounts file.
+            keywords["base_url"] = sys.intern(keywords["base_url"])
+            yield keywords
 
 
 def _hub(files: Sequence[Path], pool_limit: int, limit: int | None = None) -> Any:
@@ -302,7 +302,7 @@ def _process_cpu() -> float:
 
 
 async def schedule_cpu(
-    refresh: Callable[[int], Awaitable[bool]],
+    refresh: Callable[[int], Coroutine[Any, Any, bool]],
     count: int,
     *,
     interval: float,

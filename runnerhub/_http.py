@@ -236,6 +236,15 @@ _MAX_REDIRECTS: Final = 3
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
 
+# Frozen values that providers with the same options share: 10,000 accounts, one copy.
+_DEFAULT_RETRY: Final = RetryPolicy()
+
+
+@functools.lru_cache(maxsize=16)
+def _wire_timeout(timeout: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=None, connect=None, sock_connect=timeout, sock_read=None)
+
+
 class HTTPCore:
     """One provider's HTTP client: it owns (or borrows) a session and sends every request.
 
@@ -293,9 +302,7 @@ class HTTPCore:
         self._timeout = timeout
         # Connecting is bounded by aiohttp; the answer by our own timer (see _attempt);
         # waiting for a pooled connection by neither (see _Gate).
-        self._wire_timeout = aiohttp.ClientTimeout(
-            total=None, connect=None, sock_connect=timeout, sock_read=None
-        )
+        self._wire_timeout = _wire_timeout(timeout)
         self._deadline = options.get("deadline")
         if self._deadline is not None and not 0 < self._deadline < math.inf:
             raise errors.UsageError(f"deadline must be > 0 seconds, got {self._deadline!r}")
@@ -303,7 +310,7 @@ class HTTPCore:
         if self._max_body < 1:
             raise errors.UsageError("max_response_bytes must be at least 1")
         self._connector_limit = int(options.get("connector_limit", DEFAULT_CONNECTOR_LIMIT))
-        policy = options.get("retry") or RetryPolicy()
+        policy = options.get("retry") or _DEFAULT_RETRY
         if "max_retries" in options:
             policy = attrs.evolve(policy, max_retries=options["max_retries"])
         self.retry_policy = policy

@@ -30,6 +30,12 @@ _DNS_CACHE_SECONDS: Final = 300
 class SessionPool:
     """One bounded ``aiohttp.ClientSession`` per event loop, opened on first call.
 
+    ``limit`` bounds the requests on the wire at once. A connection that
+    finished a request stays open for the next one to the same host (keep-alive,
+    closed after 15 s idle), and aiohttp does not count idle connections against
+    ``limit``; so the descriptors a pool holds are bounded by ``limit_per_host``
+    times the hosts it talks to (a few vendor hosts, whatever the accounts).
+
     Args:
         limit: Connections open at once, over every host (per event loop).
         limit_per_host: Connections open at once to one host, port and scheme;
