@@ -53,6 +53,7 @@ SEED = 13
 LATENCY = 0.05  # seconds the sandbox waits before answering each request
 TARGET_KB = 10.0  # client RSS per account, beyond its runners
 TARGET_CPU = 0.05  # share of one core for the monitor's schedule
+TARGET_CPU_ACCOUNTS = 1_000  # of this many accounts
 
 
 @attrs.frozen
@@ -460,6 +461,8 @@ def _section(
         ),
     ]
     for monitor in monitors:
+        if monitor["accounts"] > TARGET_CPU_ACCOUNTS:
+            continue  # reported in the details: the target is set for 1,000 accounts
         share = monitor["share"]
         checks.append(
             Check(
@@ -468,8 +471,8 @@ def _section(
                 f"{monitor['failed']} failed",
                 f"{monitor['cpu']:.2f} s CPU = {share:.1%} of one core",
                 share * 100,
-                f"<= {TARGET_CPU:.0%}" if monitor["accounts"] <= 1_000 else "(reported)",
-                share <= TARGET_CPU or monitor["accounts"] > 1_000,
+                f"<= {TARGET_CPU:.0%}",
+                share <= TARGET_CPU,
             )
         )
     inventory_rows = [
@@ -516,6 +519,20 @@ def _section(
                 ["peak RSS growth per runner", f"{peak_kb / max(runners, 1):.2f} KB"],
                 ["held RSS per runner (its own objects)", f"{per_runner_kb:.2f} KB"],
                 ["client RSS per account beyond its runners", f"{per_account_kb:.1f} KB"],
+            ],
+        ),
+        table(
+            ["monitor schedule", "refreshes", "failed", "seconds", "CPU s", "share of a core"],
+            [
+                [
+                    f"{m['accounts']:,} accounts every {sizes.interval:.0f} s",
+                    f"{m['refreshes']:,}",
+                    f"{m['failed']}",
+                    f"{m['wall']:.0f}",
+                    f"{m['cpu']:.2f}",
+                    f"{m['share']:.1%}",
+                ]
+                for m in monitors
             ],
         ),
     ]
