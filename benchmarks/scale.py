@@ -84,20 +84,21 @@ def build_sandbox(names: Sequence[str], runners: int, latency: float) -> Any:
 
     sandbox = Sandbox(seed=SEED)
     for name in names:
-        sandbox.add_soda_org(name, runners=runners)
+        sandbox.add_org("soda", name, runners=runners)
     if latency > 0:
         sandbox.faults.add(Fault(FaultKind.LATENCY, delay=latency))
     return sandbox
 
 
-def sandbox_accounts(sandbox: Any, base_url: str) -> Iterator[dict[str, Any]]:
-    """Each org as the keywords of its ``SodaProvider``."""
-    for name, org in sandbox.soda_orgs.items():
+def sandbox_accounts(sandbox: Any) -> Iterator[dict[str, Any]]:
+    """Each org of a serving sandbox as its vendor and its provider's keywords."""
+    for account in sandbox.accounts():
         yield {
-            "account": name,
-            "api_key_id": org.api_key_id,
-            "api_key_secret": org.api_key_secret,
-            "base_url": base_url,
+            "vendor": account.vendor,
+            "account": account.name,
+            "base_url": sandbox.url(account.vendor),
+            **account.credentials,
+            **account.options,
         }
 
 
@@ -108,9 +109,9 @@ async def _serve(first: int, count: int, runners: int, latency: float, out: Path
     sandbox = build_sandbox(
         [f"scale-{i:05d}" for i in range(first, first + count)], runners, latency
     )
-    async with sandbox.serve() as base_url:
+    async with sandbox.serve():
         with out.open("w", encoding="utf-8") as handle:
-            for account in sandbox_accounts(sandbox, base_url):
+            for account in sandbox_accounts(sandbox):
                 handle.write(json.dumps(account) + "\n")
         print("READY", flush=True)
         # Serve until the parent closes our stdin (or dies).
@@ -211,21 +212,28 @@ def _accounts(files: Sequence[Path], limit: int | None = None) -> Iterator[dict[
             yield keywords
 
 
+def _provider(keywords: dict[str, Any], **options: Any) -> Any:
+    from runnerhub.vendors import provider_class
+
+    vendor = keywords.pop("vendor")
+    return provider_class(vendor)(**keywords, **options)
+
+
 def _hub(files: Sequence[Path], pool_limit: int, limit: int | None = None) -> Any:
-    from runnerhub import RunnerHub, SessionPool, SodaProvider
+    from runnerhub import RunnerHub, SessionPool
 
     pool = SessionPool(limit=pool_limit)
-    providers = [SodaProvider(**keywords, session=pool) for keywords in _accounts(files, limit)]
+    providers = [_provider(keywords, session=pool) for keywords in _accounts(files, limit)]
     return RunnerHub(providers, pool=pool, max_concurrency=pool_limit)
 
 
 async def _warm_up(files: Sequence[Path]) -> None:
     # One account through its own hub: imports, converters and the first connection
     # belong to the baseline, not to the fleet.
-    from runnerhub import RunnerHub, SodaProvider
+    from runnerhub import RunnerHub
 
     keywords = next(_accounts(files))
-    async with RunnerHub([SodaProvider(**{**keywords, "account": "warm-up"})]) as hub:
+    async with RunnerHub([_provider({**keywords, "account": "warm-up"})]) as hub:
         inventory = await hub.inventory()
     if not inventory.complete:
         raise RuntimeError(f"warm-up failed: {inventory.errors}")

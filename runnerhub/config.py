@@ -491,8 +491,10 @@ def load_accounts(
         env = _EnvFile(path.parent / env_file, env)
     limiters: dict[str, Limiter] = {}
     accounts: list[Account] = []
-    pool = SessionPool() if session is None else None
-    load = _Load(env, hooks, limiters, pool if session is None else session)
+    pool = None
+    if session is None:
+        session = pool = SessionPool()
+    load = _Load(env, hooks, limiters, session)
     # A refused file leaves no connection behind: limiters and the pool connect on first use.
     for label, raw in tables.items():
         if not isinstance(raw, dict):

@@ -38,8 +38,11 @@ def _soda_orgs(sandbox: Sandbox, count: int, runners: int) -> list[dict[str, str
     """Add ``count`` Soda orgs; return each one's label and credentials."""
     accounts = []
     for number in range(count):
-        org = sandbox.add_soda_org(f"org-{number:04d}", runners=runners)
-        accounts.append({"label": org.name, "key_id": org.api_key_id, "secret": org.api_key_secret})
+        name = f"org-{number:04d}"
+        sandbox.add_org("soda", name, runners=runners)
+        credentials = sandbox.service("soda").account(name).credentials
+        key_id, secret = credentials["api_key_id"], credentials["api_key_secret"]
+        accounts.append({"label": name, "key_id": key_id, "secret": secret})
     return accounts
 
 
@@ -214,7 +217,8 @@ async def test_progress_shows_no_more_accounts_in_flight_than_allowed() -> None:
             started.add(update.account)
         most = max(most, len(started))
 
-    async with sandbox.serve() as base_url:
+    async with sandbox.serve():
+        base_url = sandbox.url("soda")
         providers = [
             SodaProvider(a["key_id"], a["secret"], base_url=base_url, account=a["label"])
             for a in accounts
@@ -260,8 +264,9 @@ async def test_accounts_file_providers_share_one_pool_the_hub_closes(tmp_path: P
     """Providers loaded from an accounts file share one session, closed by the hub."""
     sandbox = Sandbox(seed=4)
     accounts = _soda_orgs(sandbox, 3, runners=2)
-    async with sandbox.serve() as base_url:
-        hub = load_hub(_accounts_file(tmp_path, base_url, accounts), environ=_secrets(accounts))
+    async with sandbox.serve():
+        path = _accounts_file(tmp_path, sandbox.url("soda"), accounts)
+        hub = load_hub(path, environ=_secrets(accounts))
         async with hub:
             inventory = await hub.inventory()
             sessions = {id(p._http._session) for p in hub.providers}  # type: ignore[attr-defined]
@@ -275,9 +280,9 @@ async def test_accounts_file_with_a_session_of_the_callers(tmp_path: Path) -> No
     """A session given to load_hub goes to every provider and outlives the hub."""
     sandbox = Sandbox(seed=5)
     accounts = _soda_orgs(sandbox, 2, runners=1)
-    async with sandbox.serve() as base_url, aiohttp.ClientSession() as session:
-        path = _accounts_file(tmp_path, base_url, accounts)
-        async with RunnerHub.from_config(path, environ=_secrets(accounts), session=session) as hub:
+    async with sandbox.serve(), aiohttp.ClientSession() as session:
+        path = _accounts_file(tmp_path, sandbox.url("soda"), accounts)
+        async with load_hub(path, environ=_secrets(accounts), session=session) as hub:
             inventory = await hub.inventory()
             assert all(p._http._session is session for p in hub.providers)  # type: ignore[attr-defined]
         assert inventory.complete
@@ -315,8 +320,8 @@ async def test_2000_accounts_under_512_descriptors(tmp_path: Path) -> None:
     descriptors with no failed account (one session per provider would need 2,000)."""
     sandbox = Sandbox(seed=6)
     accounts = _soda_orgs(sandbox, 2000, runners=3)
-    async with sandbox.serve() as base_url:
-        path = _accounts_file(tmp_path, base_url, accounts)
+    async with sandbox.serve():
+        path = _accounts_file(tmp_path, sandbox.url("soda"), accounts)
         env = {**os.environ, **_secrets(accounts), "PYTHONPATH": str(ROOT)}
         process = await asyncio.create_subprocess_exec(
             sys.executable,
