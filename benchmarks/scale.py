@@ -569,11 +569,12 @@ Where an account's bytes go (tracemalloc over 10,000 accounts of no runners, 4.3
 traced): its bucket in the in-process limiter ~2.2 KB (the sliding-window deque
 ~0.85 KB, an `asyncio.Event` and its waiter deque ~0.76 KB, lock, slots and index
 ~0.6 KB); its five `Bucket` keys and the limits and buckets dicts ~1.3 KB; its auth
-headers ~0.4 KB; provider, HTTP core and stats ~0.4 KB. Creating buckets and the
-limiter's event on first use would save ~1.6 KB more. Before `SessionPool` (one session
-and connector per provider, every account at once; measured once on 2026-11-30), 8,982
-of the 10,000 accounts failed with "Too many open files" under the same limit, and an
-account of no runners cost 26 KB.
+headers ~0.4 KB; provider, HTTP core and stats ~0.4 KB. The error redactor derives
+its credential forms on first use (built eagerly they cost ~2.7 KB per account); creating
+buckets and the limiter's event on first use would save ~1.6 KB more. Before
+`SessionPool` (one session and connector per provider, every account at once; measured
+once on 2026-11-30), 8,982 of the 10,000 accounts failed with "Too many open files"
+under the same limit, and an account of no runners cost 26 KB.
 """
     numbers = {
         "failed": float(full["failed"]),
