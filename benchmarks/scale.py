@@ -574,7 +574,7 @@ its credential forms on first use (built eagerly they cost ~2.7 KB per account);
 buckets and the limiter's event on first use would save ~1.6 KB more. Before
 `SessionPool` (one session and connector per provider, every account at once; measured
 once on 2026-11-30), 8,982 of the 10,000 accounts failed with "Too many open files"
-under the same limit, and an account of no runners cost 26 KB.
+under the same limit, and 1,000 accounts of no runners (no limit) cost 26 KB each.
 """
     numbers = {
         "failed": float(full["failed"]),
