@@ -310,6 +310,11 @@ class HTTPCore:
         if self._max_body < 1:
             raise errors.UsageError("max_response_bytes must be at least 1")
         self._connector_limit = int(options.get("connector_limit", DEFAULT_CONNECTOR_LIMIT))
+        if "connector_limit" in options and not self._owns_session:
+            raise errors.UsageError(
+                "connector_limit sizes a session the provider opens; a session given "
+                "with session= keeps its own connector's limits"
+            )
         policy = options.get("retry") or _DEFAULT_RETRY
         if "max_retries" in options:
             policy = attrs.evolve(policy, max_retries=options["max_retries"])

@@ -34,6 +34,8 @@ provider class's ``credentials`` as ``<name>``, ``<name>_env`` or
 client options (``base_url``, ``timeout``, ``deadline``, ``max_retries``,
 ``max_response_bytes``, ``connector_limit``, ``allow_insecure_http``, taken
 from :class:`runnerhub._http.ClientOptions`); ``rate_limits``; ``limiter``.
+The accounts share one connection pool (:class:`runnerhub.SessionPool`), so a
+``connector_limit``, which sizes a provider's own session, is refused.
 
 A secret written inline is refused, not warned about: accounts files end up in
 repositories and tickets, and a refusal is the only way to be sure. Unknown

@@ -182,6 +182,24 @@ def test_session_must_be_a_session_or_a_callable() -> None:
         SodaProvider("key", "secret", session="http://pool")  # type: ignore[arg-type]
 
 
+def test_connector_limit_with_a_given_session_is_refused() -> None:
+    """connector_limit would be silently ignored with a borrowed session, so it is refused."""
+    with pytest.raises(errors.UsageError, match="connector_limit"):
+        SodaProvider("key", "secret", session=SessionPool(), connector_limit=8)
+
+
+def test_accounts_file_connector_limit_is_refused(tmp_path: Path) -> None:
+    """An accounts file's connector_limit names its account: its providers share a pool."""
+    path = tmp_path / "runnerhub.toml"
+    path.write_text(
+        '[accounts.a]\nprovider = "soda"\napi_key_id = "k"\napi_key_secret_env = "S"\n'
+        "connector_limit = 8\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(errors.UsageError, match=r"accounts\.a.*connector_limit"):
+        load_hub(path, environ={"S": "secret"})
+
+
 @pytest.mark.parametrize("method", ["inventory", "stream"])
 async def test_hub_fetches_at_most_max_concurrency_accounts_at_once(method: str) -> None:
     """With max_concurrency=3, twelve accounts are fetched three at a time, all of them."""
