@@ -22,6 +22,8 @@ from runnerhub import AccountProgress, RunnerHub, SessionPool, SodaProvider, err
 from runnerhub.config import load_hub
 from runnerhub.sandbox import Sandbox
 
+from .conftest import VendorCase
+
 ROOT = Path(__file__).resolve().parent.parent
 EMPTY_PAGE = {
     "content": [],
@@ -174,6 +176,18 @@ async def test_a_closed_borrowed_session_is_refused() -> None:
             await provider.verify()
         assert provider._http._session is session
     assert server.headers == []
+
+
+async def test_every_vendor_works_through_a_pool(case: VendorCase) -> None:
+    """Each vendor's provider lists and gets through a pool's session, and leaves it open."""
+    pool = SessionPool(limit=2)
+    async with case.provider(session=pool) as provider:
+        ids = [runner.id async for runner in provider.list_runners()]
+        runner = await provider.get_runner(case.runner_ids[0])
+    assert sorted(ids) == sorted(case.runner_ids)
+    assert runner.id == case.runner_ids[0]
+    assert not pool().closed
+    await pool.aclose()
 
 
 def test_session_must_be_a_session_or_a_callable() -> None:
