@@ -1,10 +1,10 @@
 """Run the benchmarks and write ``benchmarks/RESULTS.md`` and ``benchmarks/ratelimit.png``.
 
-    python -m benchmarks                  # all six, full sizes (what ``nox -s bench`` runs)
+    python -m benchmarks                  # all seven, full sizes (what ``nox -s bench`` runs)
     python -m benchmarks --quick          # tiny sizes: checks that every benchmark runs
     python -m benchmarks --only rate_limit --only memory
 
-RESULTS.md and the plot are written after a full run of all six, or wherever
+RESULTS.md and the plot are written after a full run of all seven, or wherever
 ``--output`` / ``--plot`` say. The exit status is 0 unless ``--check`` is given
 and a target was missed.
 """
@@ -18,13 +18,21 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import bulk_listing, fan_out, get_throughput, import_cost, memory, rate_limit
+from . import bulk_listing, fan_out, get_throughput, import_cost, memory, rate_limit, scale
 from ._report import Section, render
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
 PLOT = HERE / "ratelimit.png"
-NAMES = ("bulk_listing", "get_throughput", "rate_limit", "fan_out", "memory", "import_cost")
+NAMES = (
+    "bulk_listing",
+    "get_throughput",
+    "rate_limit",
+    "fan_out",
+    "memory",
+    "import_cost",
+    "scale",
+)
 
 
 def run_all(
@@ -42,6 +50,7 @@ def run_all(
         "fan_out": lambda: fan_out.run(quick),
         "memory": lambda: memory.run(quick),
         "import_cost": lambda: import_cost.run(quick),
+        "scale": lambda: scale.run(quick),
     }
     sections = []
     for name in NAMES:

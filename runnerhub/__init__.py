@@ -5,6 +5,7 @@ unless named in their own ``__all__`` (``errors``, ``limits``, ``sandbox``).
 """
 
 from . import errors
+from ._pool import SessionPool
 from .fleet import (
     AccountProgress,
     FleetEvent,
@@ -37,6 +38,7 @@ from .provider import (
     SupportsManifests,
     SupportsOperations,
     SupportsRegistrationTokens,
+    SupportsStats,
     VendorOption,
 )
 from .retry import RetryPolicy
@@ -68,6 +70,7 @@ __all__ = [
     "RunnerProvider",
     "RunnerStatus",
     "Secret",
+    "SessionPool",
     "SodaProvider",
     "SupportsDescription",
     "SupportsHealth",
@@ -75,6 +78,7 @@ __all__ = [
     "SupportsManifests",
     "SupportsOperations",
     "SupportsRegistrationTokens",
+    "SupportsStats",
     "VendorOption",
     "VersionDrift",
     "errors",

@@ -78,12 +78,21 @@ _USER_AGENT: Final = "runnerhub/0.1"
 RateLimitsOption = Mapping[str, RateLimit | Sequence[RateLimit] | None]
 
 
+SessionOption = aiohttp.ClientSession | Callable[[], aiohttp.ClientSession]
+
+
 class ClientOptions(TypedDict, total=False):
-    """Keywords every provider accepts (see the provider classes for meanings)."""
+    """Keywords every provider accepts (see the provider classes for meanings).
+
+    ``session`` is borrowed, never closed by the provider: an
+    ``aiohttp.ClientSession``, or a zero-argument callable returning one (such as
+    :class:`runnerhub.SessionPool`), called at the first request and again
+    whenever the session it returned has been closed.
+    """
 
     base_url: str
     account: str
-    session: aiohttp.ClientSession | Callable[[], aiohttp.ClientSession]
+    session: SessionOption
     rate_limits: RateLimitsOption
     limit_key: str
     hooks: Hooks
@@ -227,6 +236,15 @@ _MAX_REDIRECTS: Final = 3
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
 
+# Frozen values that providers with the same options share: 10,000 accounts, one copy.
+_DEFAULT_RETRY: Final = RetryPolicy()
+
+
+@functools.lru_cache(maxsize=16)
+def _wire_timeout(timeout: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=None, connect=None, sock_connect=timeout, sock_read=None)
+
+
 class HTTPCore:
     """One provider's HTTP client: it owns (or borrows) a session and sends every request.
 
@@ -284,9 +302,7 @@ class HTTPCore:
         self._timeout = timeout
         # Connecting is bounded by aiohttp; the answer by our own timer (see _attempt);
         # waiting for a pooled connection by neither (see _Gate).
-        self._wire_timeout = aiohttp.ClientTimeout(
-            total=None, connect=None, sock_connect=timeout, sock_read=None
-        )
+        self._wire_timeout = _wire_timeout(timeout)
         self._deadline = options.get("deadline")
         if self._deadline is not None and not 0 < self._deadline < math.inf:
             raise errors.UsageError(f"deadline must be > 0 seconds, got {self._deadline!r}")
@@ -294,7 +310,12 @@ class HTTPCore:
         if self._max_body < 1:
             raise errors.UsageError("max_response_bytes must be at least 1")
         self._connector_limit = int(options.get("connector_limit", DEFAULT_CONNECTOR_LIMIT))
-        policy = options.get("retry") or RetryPolicy()
+        if "connector_limit" in options and not self._owns_session:
+            raise errors.UsageError(
+                "connector_limit sizes a session the provider opens; a session given "
+                "with session= keeps its own connector's limits"
+            )
+        policy = options.get("retry") or _DEFAULT_RETRY
         if "max_retries" in options:
             policy = attrs.evolve(policy, max_retries=options["max_retries"])
         self.retry_policy = policy
@@ -361,12 +382,18 @@ class HTTPCore:
     # -- session -----------------------------------------------------------
 
     def _open(self) -> aiohttp.ClientSession:
+        # Called when there is no usable session: ask the caller's callable, or open one.
         if self._session_factory is not None:
             session = self._session_factory()
-            if not isinstance(session, aiohttp.ClientSession):
-                raise errors.UsageError("the session callable must return an aiohttp.ClientSession")
+            if not isinstance(session, aiohttp.ClientSession) or session.closed:
+                raise errors.UsageError(
+                    "the session callable must return an open aiohttp.ClientSession"
+                )
             self._session = session
             return session
+        if not self._owns_session:
+            # The caller closed the session it gave: one opened here would never be closed.
+            raise errors.UsageError("the session given to this provider is closed")
         connector = aiohttp.TCPConnector(limit=self._connector_limit, ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(
             connector=connector,

@@ -334,17 +334,14 @@ class Redactor:
     Its ``repr`` never shows what it searches for.
     """
 
-    __slots__ = ("_forms", "_pattern")
+    __slots__ = ("_found", "_headers", "_pattern", "_secrets")
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._forms = frozenset(
-            form
-            for secret in secrets
-            if isinstance(secret, str) and len(secret) >= _MIN_SECRET
-            for form in _forms(secret)
-            if len(form) >= _MIN_SECRET
-        )
-        # Compiled on first use: most providers never see an error.
+        # Kept as given: the forms are derived on first use, since most providers
+        # never see an error and 10,000 accounts would otherwise hold ~2.5 KB each.
+        self._secrets = tuple(secrets)
+        self._headers: tuple[tuple[str, str], ...] = ()
+        self._found: frozenset[str] | None = None
         self._pattern: re.Pattern[str] | None = None
 
     @classmethod
@@ -355,20 +352,35 @@ class Redactor:
         auth scheme (``Bearer T``, ``UserKey K``), a Basic pair decoded and its
         password alone, and each cookie value.
         """
-        return cls([*_header_secrets(headers), *extra])
+        redactor = cls(extra)
+        redactor._headers = tuple(headers.items())
+        return redactor
+
+    def _forms(self) -> frozenset[str]:
+        if self._found is None:
+            secrets = [*_header_secrets(dict(self._headers)), *self._secrets]
+            self._found = frozenset(
+                form
+                for secret in secrets
+                if isinstance(secret, str) and len(secret) >= _MIN_SECRET
+                for form in _forms(secret)
+                if len(form) >= _MIN_SECRET
+            )
+        return self._found
 
     def __call__(self, text: str) -> str:
         """``text`` with every known credential form replaced by ``[redacted]``."""
-        if not self._forms:
-            return text
         if self._pattern is None:
+            forms = self._forms()
+            if not forms:
+                return text
             # Longest first, so that a secret inside a longer form is masked as a whole.
-            ordered = sorted(self._forms, key=len, reverse=True)
+            ordered = sorted(forms, key=len, reverse=True)
             self._pattern = re.compile("|".join(map(re.escape, ordered)), re.IGNORECASE)
         return self._pattern.sub(_MASK, text)
 
     def __repr__(self) -> str:
-        return f"<Redactor of {len(self._forms)} credential forms>"
+        return f"<Redactor of {len(self._forms())} credential forms>"
 
     def __reduce__(self) -> Any:
         raise TypeError("a Redactor holds credentials and is not picklable")

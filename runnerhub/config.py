@@ -34,6 +34,8 @@ provider class's ``credentials`` as ``<name>``, ``<name>_env`` or
 client options (``base_url``, ``timeout``, ``deadline``, ``max_retries``,
 ``max_response_bytes``, ``connector_limit``, ``allow_insecure_http``, taken
 from :class:`runnerhub._http.ClientOptions`); ``rate_limits``; ``limiter``.
+The accounts share one connection pool (:class:`runnerhub.SessionPool`), so a
+``connector_limit``, which sizes a provider's own session, is refused.
 
 A secret written inline is refused, not warned about: accounts files end up in
 repositories and tickets, and a refusal is the only way to be sure. Unknown
@@ -61,7 +63,8 @@ import attrs
 import cattrs
 
 from . import errors
-from ._http import ClientOptions, check_base_url
+from ._http import ClientOptions, SessionOption, check_base_url
+from ._pool import SessionPool
 from .fleet import RunnerHub
 from .limits import Limiter, RateLimit
 from .models import CreatedRunner, Runner, RunnerHealth
@@ -124,15 +127,19 @@ class Accounts:
         source: The file's path, or ``"environment"``.
         accounts: In the file's order.
         limiters: Shared limiters (``limiter = "redis://..."``), owned by the hub.
+        pool: The connection pool the accounts share, owned by the hub.
     """
 
     source: str
     accounts: tuple[Account, ...]
     limiters: tuple[Limiter, ...] = ()
+    pool: SessionPool | None = None
 
     def hub(self) -> RunnerHub:
-        """A hub of every account; it owns the limiters and closes them."""
-        return RunnerHub([a.provider for a in self.accounts], limiters=self.limiters)
+        """A hub of every account; it owns the limiters and the pool and closes them."""
+        return RunnerHub(
+            [a.provider for a in self.accounts], limiters=self.limiters, pool=self.pool
+        )
 
 
 class _Unavailable:
@@ -447,7 +454,11 @@ def _location(options: Mapping[str, Any], names: Sequence[str]) -> tuple[tuple[s
 
 
 def load_accounts(
-    path: str | Path, *, environ: Mapping[str, str] | None = None, hooks: Any = None
+    path: str | Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+    hooks: Any = None,
+    session: SessionOption | None = None,
 ) -> Accounts:
     """Read an accounts file; accounts whose credentials cannot be read load as unavailable.
 
@@ -455,6 +466,9 @@ def load_accounts(
         path: The TOML file.
         environ: Where ``*_env`` names are looked up (default ``os.environ``).
         hooks: Request hooks handed to every provider (``ClientOptions["hooks"]``).
+        session: Handed to every provider (``ClientOptions["session"]``). By
+            default the accounts share a new :class:`~runnerhub.SessionPool`,
+            which the hub owns; a session given here stays the caller's.
 
     Raises:
         UsageError: for anything wrong in the file itself; the message gives the
@@ -479,12 +493,16 @@ def load_accounts(
         env = _EnvFile(path.parent / env_file, env)
     limiters: dict[str, Limiter] = {}
     accounts: list[Account] = []
-    # A refused file leaves no connection behind: limiters connect on first use.
+    pool = None
+    if session is None:
+        session = pool = SessionPool()
+    load = _Load(env, hooks, limiters, session)
+    # A refused file leaves no connection behind: limiters and the pool connect on first use.
     for label, raw in tables.items():
         if not isinstance(raw, dict):
             raise errors.UsageError(f"{path.name}: accounts.{label} must be a table")
-        accounts.append(_account(path, label, {**defaults, **raw}, _Load(env, hooks, limiters)))
-    return Accounts(str(path), tuple(accounts), tuple(limiters.values()))
+        accounts.append(_account(path, label, {**defaults, **raw}, load))
+    return Accounts(str(path), tuple(accounts), tuple(limiters.values()), pool)
 
 
 @attrs.frozen
@@ -493,6 +511,7 @@ class _Load:
     environ: Mapping[str, str]
     hooks: Any
     limiters: dict[str, Limiter]
+    session: SessionOption
 
 
 def _account(path: Path, label: str, table: Mapping[str, Any], load: _Load) -> Account:
@@ -532,6 +551,7 @@ def _account(path: Path, label: str, table: Mapping[str, Any], load: _Load) -> A
         kwargs["limiter"] = _limiter(where, parsed.limiter, limiters)
     if hooks is not None:
         kwargs["hooks"] = hooks
+    kwargs["session"] = load.session
     sources = tuple(credentials.sources)
     if credentials.missing is not None:
         error = AccountUnavailable(credentials.missing, provider=vendor, account=label)
@@ -554,7 +574,11 @@ def _limiter(where: str, url: str, limiters: dict[str, Limiter]) -> Limiter:
 
 
 def load_hub(
-    path: str | Path, *, environ: Mapping[str, str] | None = None, hooks: Any = None
+    path: str | Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+    hooks: Any = None,
+    session: SessionOption | None = None,
 ) -> RunnerHub:
     """Read an accounts file and build a :class:`RunnerHub` of its accounts.
 
@@ -565,11 +589,13 @@ def load_hub(
         path: The TOML file.
         environ: Where ``*_env`` names are looked up (default ``os.environ``).
         hooks: Request hooks handed to every provider.
+        session: Handed to every provider; by default they share a
+            :class:`~runnerhub.SessionPool` that the hub closes.
 
     Raises:
         UsageError: for anything wrong in the file itself; the message names the key.
     """
-    return load_accounts(path, environ=environ, hooks=hooks).hub()
+    return load_accounts(path, environ=environ, hooks=hooks, session=session).hub()
 
 
 def accounts_from_env(environ: Mapping[str, str] | None = None, *, hooks: Any = None) -> Accounts:

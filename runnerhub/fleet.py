@@ -1,7 +1,8 @@
 """The hub: many accounts of many vendors, fetched concurrently, with partial results.
 
-Every account runs in its own task inside one :class:`asyncio.TaskGroup`, so
-the wall time is close to the slowest account and cancelling the caller
+Accounts are fetched concurrently, at most ``max_concurrency`` at a time, by
+worker tasks inside one :class:`asyncio.TaskGroup`: with fewer accounts than
+that, the wall time is close to the slowest account; cancelling the caller
 cancels every request. A :class:`runnerhub.errors.RunnerHubError` from one
 account is recorded against its label and never loses the others; any other
 exception is a bug and propagates.
@@ -13,7 +14,8 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
@@ -21,10 +23,11 @@ from typing import Self
 import attrs
 
 from . import errors
+from ._pool import SessionPool
 from .inventory import HealthFailure, Inventory, VersionDrift
 from .limits import Limiter
 from .models import Runner, RunnerHealth, RunnerStatus
-from .provider import Capability, RunnerProvider, SupportsHealth
+from .provider import Capability, RunnerProvider, SupportsHealth, SupportsStats
 
 __all__ = [
     "AccountProgress",
@@ -42,6 +45,7 @@ __all__ = [
 logger = logging.getLogger("runnerhub")
 
 _STREAM_BUFFER = 1000
+DEFAULT_MAX_CONCURRENCY = 64
 _PROGRESS_EVERY = 100  # runners between progress reports while listing
 
 
@@ -121,30 +125,42 @@ class RunnerHub:
 
     Args:
         providers: One provider per account; labels (``provider.account``) must be unique.
+        max_concurrency: Accounts fetched at once by :meth:`inventory` and
+            :meth:`stream`; the others wait their turn, so 10,000 accounts never
+            hold 10,000 tasks and their buffers at once.
         health_concurrency: Health calls in flight per account (the providers'
             rate limits still apply beneath this).
         limiters: Limiters the hub owns and closes (``runnerhub.config.load_hub`` passes them).
+        pool: A :class:`~runnerhub.SessionPool` the hub owns and closes, typically
+            the one its providers were given as ``session``.
 
     Raises:
-        UsageError: when two providers share an account label.
+        UsageError: when two providers share an account label, or a concurrency is below 1.
     """
 
     def __init__(
         self,
         providers: Iterable[RunnerProvider],
         *,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         health_concurrency: int = 8,
         limiters: Sequence[Limiter] = (),
+        pool: SessionPool | None = None,
     ) -> None:
         self.providers: tuple[RunnerProvider, ...] = tuple(providers)
-        labels = [p.account for p in self.providers]
-        duplicates = sorted({label for label in labels if labels.count(label) > 1})
-        if duplicates:
+        self._index = {p.account: number for number, p in enumerate(self.providers)}
+        if len(self._index) != len(self.providers):
+            labels = Counter(p.account for p in self.providers)
+            duplicates = sorted(label for label, count in labels.items() if count > 1)
             raise errors.UsageError(f"account labels must be unique: {duplicates}")
+        if max_concurrency < 1:
+            raise errors.UsageError("max_concurrency must be at least 1")
         if health_concurrency < 1:
             raise errors.UsageError("health_concurrency must be at least 1")
+        self._max_concurrency = max_concurrency
         self._health_concurrency = health_concurrency
         self._limiters = tuple(limiters)
+        self._pool = pool
 
     def __repr__(self) -> str:
         return f"<RunnerHub accounts={[p.account for p in self.providers]}>"
@@ -160,10 +176,11 @@ class RunnerHub:
         chosen = self.providers
         if accounts is not None:
             wanted = set(accounts)
-            unknown = wanted - {p.account for p in chosen}
+            unknown = wanted - self._index.keys()
             if unknown:
                 raise errors.UsageError(f"unknown account(s): {sorted(unknown)}")
-            chosen = tuple(p for p in chosen if p.account in wanted)
+            # Found by label, in hub order: a monitor may select one account at a time.
+            chosen = tuple(self.providers[i] for i in sorted(self._index[a] for a in wanted))
         if providers is not None:
             vendors = set(providers)
             chosen = tuple(p for p in chosen if p.provider in vendors)
@@ -185,7 +202,7 @@ class RunnerHub:
         providers: Iterable[str] | None = None,
         progress: ProgressCallback | None = None,
     ) -> Inventory:
-        """Fetch every account concurrently and return one snapshot.
+        """Fetch every account, ``max_concurrency`` at a time, and return one snapshot.
 
         Args:
             health: Also call each runner's health endpoint where the vendor
@@ -224,9 +241,7 @@ class RunnerHub:
             if progress is not None:
                 progress(_progress(provider, len(runners), phase="done"))
 
-        async with asyncio.TaskGroup() as group:
-            for provider in chosen:
-                group.create_task(fetch(provider), name=f"runnerhub:{provider.account}")
+        await self._each(chosen, fetch, "inventory")
         runners = tuple(r for p in chosen for r in results.get(p.account, ()))
         return Inventory(
             runners=runners,
@@ -236,6 +251,26 @@ class RunnerHub:
             duration_seconds=time.monotonic() - started,
             health_failures=tuple(health_failures),
         )
+
+    async def _each(
+        self,
+        providers: Sequence[RunnerProvider],
+        work: Callable[[RunnerProvider], Awaitable[None]],
+        what: str,
+    ) -> None:
+        """Run ``work`` on every provider, at most ``max_concurrency`` at a time."""
+        # A few workers take accounts from one iterator in turn (the event loop runs
+        # one at a time, so each account is taken once): no task, frame or buffer
+        # exists for an account that is not being fetched.
+        pending = iter(providers)
+
+        async def worker() -> None:
+            for provider in pending:
+                await work(provider)
+
+        async with asyncio.TaskGroup() as group:
+            for number in range(min(self._max_concurrency, len(providers))):
+                group.create_task(worker(), name=f"runnerhub:{what}-{number}")
 
     async def _with_health(
         self,
@@ -300,23 +335,28 @@ class RunnerHub:
         chosen = self.select(accounts=accounts, providers=providers)
         queue: asyncio.Queue[Runner | None] = asyncio.Queue(_STREAM_BUFFER)
         failed: dict[str, errors.RunnerHubError] = {} if collect_errors is None else collect_errors
+        pending = iter(chosen)
 
-        async def produce(provider: RunnerProvider) -> None:
+        async def produce() -> None:
+            # Accounts are taken in turn from one iterator, max_concurrency at a time.
             try:
-                async for runner in provider.list_runners():
-                    await queue.put(runner)
-            except errors.RunnerHubError as exc:
-                failed[provider.account] = exc
-                logger.warning("stream of %s failed: %s", provider.account, exc)
+                for provider in pending:
+                    try:
+                        async for runner in provider.list_runners():
+                            await queue.put(runner)
+                    except errors.RunnerHubError as exc:
+                        failed[provider.account] = exc
+                        logger.warning("stream of %s failed: %s", provider.account, exc)
             finally:
-                # The end-of-account marker, unless the stream is being torn down:
+                # The end-of-worker marker, unless the stream is being torn down:
                 # then nobody reads the queue and a full one would block forever.
                 task = asyncio.current_task()
                 if task is None or not task.cancelling():
                     await queue.put(None)
 
         tasks = [
-            asyncio.create_task(produce(p), name=f"runnerhub:{p.account}") for p in chosen
+            asyncio.create_task(produce(), name=f"runnerhub:stream-{number}")
+            for number in range(min(self._max_concurrency, len(chosen)))
         ]
         try:
             remaining = len(tasks)
@@ -377,11 +417,13 @@ class RunnerHub:
             await asyncio.sleep(interval)
 
     async def aclose(self) -> None:
-        """Close every provider, then the limiters the hub owns."""
+        """Close every provider, then the limiters and the connection pool the hub owns."""
         results = await asyncio.gather(
             *(p.aclose() for p in self.providers), return_exceptions=True
         )
         await asyncio.gather(*(lim.aclose() for lim in self._limiters), return_exceptions=True)
+        if self._pool is not None:
+            await self._pool.aclose()
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, Exception):
                 raise result
@@ -408,7 +450,7 @@ def _progress(
     health_total: int = 0,
     error: errors.RunnerHubError | None = None,
 ) -> AccountProgress:
-    stats = getattr(provider, "stats", None)
+    stats = provider.stats if isinstance(provider, SupportsStats) else None
     return AccountProgress(
         account=provider.account,
         runners=runners,
@@ -416,6 +458,6 @@ def _progress(
         health_done=health_done,
         health_total=health_total,
         error=error,
-        requests=getattr(stats, "requests", 0),
-        waiting=getattr(stats, "waiting", 0),
+        requests=stats.requests if stats is not None else 0,
+        waiting=stats.waiting if stats is not None else 0,
     )

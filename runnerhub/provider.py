@@ -22,12 +22,15 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
 import attrs
 
 from . import errors
 from .models import CreatedRunner, RegistrationToken, Runner, RunnerHealth
+
+if TYPE_CHECKING:
+    from ._http import ClientStats
 
 __all__ = [
     "Capability",
@@ -39,6 +42,7 @@ __all__ = [
     "SupportsManifests",
     "SupportsOperations",
     "SupportsRegistrationTokens",
+    "SupportsStats",
     "VendorOption",
     "unsupported",
 ]
@@ -231,6 +235,16 @@ class SupportsRegistrationTokens(Protocol):
 
     async def remove_token(self) -> RegistrationToken:
         """Mint a token that removes a registered runner."""
+        ...
+
+
+@runtime_checkable
+class SupportsStats(Protocol):
+    """A provider that counts its own traffic (for progress displays)."""
+
+    @property
+    def stats(self) -> ClientStats:
+        """Live counters: requests sent, retries, 429s, calls waiting for a slot."""
         ...
 
 

@@ -20,6 +20,7 @@ from benchmarks import (
     import_cost,
     memory,
     rate_limit,
+    scale,
 )
 from benchmarks._report import Check, Section, render
 from benchmarks._server import Pages, template_runners
@@ -94,6 +95,15 @@ def test_import_cost_runs() -> None:
     section = import_cost.run(quick=True)
     _assert_measured(section)
     assert "runnerhub" in section.details[1]
+
+
+def test_scale_runs() -> None:
+    """The scale benchmark inventories a small fleet under its descriptor limit and
+    measures memory per account and the monitor schedule's CPU."""
+    section = scale.run(quick=True)
+    _assert_measured(section)
+    assert section.numbers["failed"] == 0
+    assert section.numbers["descriptors"] < scale.QUICK.nofile
 
 
 def test_results_render() -> None:

@@ -295,6 +295,7 @@ def test_file_options_are_the_scalar_client_options(monkeypatch: pytest.MonkeyPa
         "base_url",
         "connector_limit",
         "deadline",
+        "limit_key",
         "max_response_bytes",
         "max_retries",
         "timeout",

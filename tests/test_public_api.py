@@ -56,6 +56,7 @@ def test_core_names_are_exported() -> None:
         "SupportsManifests",
         "SupportsOperations",
         "SupportsRegistrationTokens",
+        "SupportsStats",
         "VendorOption",
         "errors",
     }

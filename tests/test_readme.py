@@ -35,19 +35,23 @@ def python_blocks() -> list[str]:
 
 @pytest.fixture
 def readme_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
-    """A served sandbox with a Soda and a Kubiya org, and their credentials in the env."""
+    """A served sandbox with a Soda, a Kubiya and a GitHub org, their credentials in the env."""
     sandbox = Sandbox(seed=21)
     sandbox.add_org("soda", "soda-eu", runners=30)
     sandbox.add_org("kubiya", "kubiya-prod", runners=5, unhealthy=1)
-    for name in ("SODA_TOKEN", "SODA_REGION"):
+    sandbox.add_org("github", "gh-acme", runners=12)
+    for name in ("SODA_TOKEN", "SODA_REGION", "GITHUB_REPOSITORY", "GITHUB_ENTERPRISE"):
         monkeypatch.delenv(name, raising=False)
     with sandbox.serve_in_thread():
-        soda, kubiya = sandbox.accounts()
+        soda, kubiya, github = sandbox.accounts()
         monkeypatch.setenv("SODA_API_KEY_ID", soda.credentials["api_key_id"])
         monkeypatch.setenv("SODA_API_KEY_SECRET", soda.credentials["api_key_secret"])
         monkeypatch.setenv("SODA_BASE_URL", sandbox.url("soda"))
         monkeypatch.setenv("KUBIYA_API_KEY", kubiya.credentials["api_key"])
         monkeypatch.setenv("KUBIYA_BASE_URL", sandbox.url("kubiya"))
+        monkeypatch.setenv("GITHUB_TOKEN", github.credentials["token"])
+        monkeypatch.setenv("GITHUB_ORG", github.options["org"])
+        monkeypatch.setenv("GITHUB_API_URL", sandbox.url("github"))
         yield sandbox
 
 

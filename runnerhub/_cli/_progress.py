@@ -14,12 +14,12 @@ import asyncio
 import shutil
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, Final, Protocol, TextIO
+from typing import Final, Protocol, TextIO
 
 import attrs
 
 from ..fleet import AccountProgress
-from ..provider import RunnerProvider
+from ..provider import RunnerProvider, SupportsStats
 
 __all__ = ["InventoryProgress"]
 
@@ -153,12 +153,13 @@ class InventoryProgress:
 
     def _row(self, account: str) -> _Row:
         state = self._states[account]
-        stats: Any = getattr(self._providers[account], "stats", None)
+        provider = self._providers[account]
+        stats = provider.stats if isinstance(provider, SupportsStats) else None
         return _Row(
             account=account,
             runners=state.runners,
-            requests=getattr(stats, "requests", state.requests),
-            waiting=0 if state.done else getattr(stats, "waiting", state.waiting),
+            requests=stats.requests if stats is not None else state.requests,
+            waiting=0 if state.done else stats.waiting if stats is not None else state.waiting,
             done=state.done,
             failed=state.error is not None,
             health_done=state.health_done,
