@@ -73,9 +73,9 @@ def sandbox_provider(
 ) -> Any:
     """The provider of ``org_name`` built through the registry from the sandbox's account.
 
-    ``options`` go to the constructor after the account's credentials and vendor
-    options, with the served ``sandbox.url(vendor)`` as base URL and the org's
-    name as account label unless given. ``wrong_secret`` replaces every secret
+    ``options`` go to the constructor, overriding the account's credentials and
+    vendor options, with the served ``sandbox.url(vendor)`` as base URL and the
+    org's name as account label unless given. ``wrong_secret`` replaces every secret
     credential by a wrong one.
     """
     account = next(a for a in sandbox.accounts() if (a.vendor, a.name) == (vendor, org_name))
@@ -87,7 +87,7 @@ def sandbox_provider(
                 credentials[field.name] = "wrong-secret"
     options.setdefault("base_url", sandbox.url(vendor))
     options.setdefault("account", account.name)
-    return cls(**credentials, **account.options, **options)
+    return cls(**{**credentials, **account.options, **options})
 
 
 def _builders(

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import pytest
 
 from runnerhub import RateLimit, RegistrationToken, RetryPolicy, RunnerStatus, errors
+from runnerhub.limits import LocalLimiter
 from runnerhub.sandbox import Fault, FaultKind, Sandbox
 from runnerhub.sandbox._github import GitHubService
 from runnerhub.sandbox._github_state import GitHubOrg
@@ -221,3 +222,79 @@ async def test_mutation_burst_is_paced_one_at_a_time() -> None:
     assert sandbox.count(status=403) == 0
     spacing = 1.0 / TIME_SCALE
     assert all(b - a >= spacing for a, b in itertools.pairwise(posts))
+
+
+async def test_enterprise_server_prefix_and_its_links() -> None:
+    """Served under /api/v3 as GitHub Enterprise Server is, every page link stays under it."""
+    sandbox = Sandbox(seed=11, vendor_options={"github": {"path_prefix": "/api/v3"}})
+    org: GitHubOrg = sandbox.add_org("github", "acme/widgets", runners=205)
+    async with sandbox.serve():
+        base_url = sandbox.url("github") + "/api/v3"
+        async with _provider(sandbox, "acme/widgets", base_url=base_url) as provider:
+            runners = [r async for r in provider.list_runners()]
+    assert sorted(r.id for r in runners) == sorted(map(str, org.runners))
+    assert [r.path.startswith("/api/v3/") for r in sandbox.requests] == [True] * 3
+
+
+@pytest.mark.parametrize("status", [403, 429])
+async def test_an_exhausted_budget_refusal_waits_for_the_reset(status: int) -> None:
+    """A budget spent by someone else: GitHub's 403 (or 429) with remaining 0 is waited out,
+    not a failure; the retry arrives after the reset the refusal announced."""
+    sandbox = Sandbox(
+        seed=11, time_scale=7200, vendor_options={"github": {"rate_limit_status": status}}
+    )
+    org: GitHubOrg = sandbox.add_org("github", "gh-tiny", runners=2, rate_limit=3)
+    runner_id = str(next(iter(org.runners)))
+    async with sandbox.serve():
+        spender = _provider(sandbox, "gh-tiny", rate_limits={"*": RateLimit(3, 3600)})
+        async with spender:
+            for _ in range(3):
+                await spender.get_runner(runner_id)
+        # A new provider with its own limiter has not heard of the spent budget.
+        async with _provider(sandbox, "gh-tiny", limiter=LocalLimiter()) as provider:
+            runner = await provider.get_runner(runner_id)
+    assert runner.id == runner_id
+    statuses = [r.status for r in sandbox.requests]
+    assert statuses == [200, 200, 200, status, 200]
+    refused, served = sandbox.requests[3:]
+    # The window (an hour scaled to 0.5 s) had closed before the retry arrived.
+    assert served.t - sandbox.requests[0].t >= 3600 / 7200
+    assert refused.operation == served.operation == "get_runner"
+
+
+async def test_refusals_github_documents() -> None:
+    """A read-only token's mutation is PermissionDeniedError, a busy runner's delete a 422, a taken
+    JIT name a 409, an unknown runner group a 404: each after exactly one request."""
+    org: GitHubOrg
+    sandbox = Sandbox(seed=11, time_scale=TIME_SCALE)
+    org = sandbox.add_org("github", "gh-acme", runners=4)
+    busy = next(r for r in org.runners.values() if r["busy"])
+    async with sandbox.serve():
+        read_only = _provider(sandbox, "gh-acme", token=org.read_token)
+        async with read_only, _provider(sandbox, "gh-acme") as provider:
+            with pytest.raises(errors.PermissionDeniedError):
+                await read_only.delete_runner(str(busy["id"]))
+            with pytest.raises(errors.APIError) as unprocessable:
+                await provider.delete_runner(str(busy["id"]))
+            with pytest.raises(errors.APIError) as conflict:
+                await provider.create_runner(busy["name"])
+            with pytest.raises(errors.NotFoundError):
+                await provider.create_runner("jit-x", runner_group_id=42)
+    assert unprocessable.value.status == 422
+    assert conflict.value.status == 409
+    assert [r.status for r in sandbox.requests] == [403, 422, 409, 404]
+    assert int(busy["id"]) in org.runners
+
+
+async def test_mixed_traffic_stays_under_the_secondary_points_limit() -> None:
+    """Reads and label writes well past a minute's worth draw no secondary-limit 403: the
+    client's buckets keep any minute under GitHub's 900 points (read 1, write 5)."""
+    sandbox = Sandbox(seed=11, time_scale=TIME_SCALE, retry_after="decimal")
+    org: GitHubOrg = sandbox.add_org("github", "gh-acme", runners=10)
+    ids = [str(i) for i in org.runners]
+    async with sandbox.serve(), _provider(sandbox, "gh-acme", max_retries=0) as provider:
+        reads = [provider.get_runner(ids[i % 10]) for i in range(700)]
+        writes = [provider.add_labels(ids[i % 10], [f"l{i}"]) for i in range(70)]
+        await asyncio.gather(*reads, *writes)
+    assert sandbox.count(status=403) == 0
+    assert sandbox.count(status=200) == 770
