@@ -90,12 +90,14 @@ def sandbox_provider(
     return cls(**{**credentials, **account.options, **options})
 
 
-def _builders(
-    sandbox: Sandbox, vendor: str, org_name: str, limits: RateLimitsOption
-) -> tuple[Callable[..., RunnerProvider], Callable[..., RunnerProvider]]:
-    """Constructors of ``org_name``'s provider: valid (scaled ``limits``, fast retries), and not.
+def _case(
+    sandbox: Sandbox, vendor: str, org_name: str, limits: RateLimitsOption, **fields: Any
+) -> VendorCase:
+    """The case of ``org_name``; its providers are built through the registry when asked for.
 
-    The second has every secret credential wrong and otherwise the options given.
+    ``build`` gives valid credentials, sandbox-scaled ``limits`` and fast
+    retries; ``build_bad_auth`` every secret credential wrong. ``fields`` are
+    the rest of :class:`VendorCase`.
     """
 
     def build(**options: Any) -> RunnerProvider:
@@ -110,7 +112,7 @@ def _builders(
         )
         return provider
 
-    return build, build_bad
+    return VendorCase(vendor, sandbox, build, build_bad, **fields)
 
 
 @pytest_asyncio.fixture
@@ -118,25 +120,24 @@ async def soda_case() -> AsyncIterator[VendorCase]:
     """A Soda org of 25 runners on a served sandbox."""
     sandbox = Sandbox(seed=7, time_scale=TIME_SCALE)
     org = sandbox.add_org("soda", "acme-eu", runners=25)
+    deletable = next(
+        rid
+        for rid, payload in org.runners.items()
+        if rid not in org.in_use and payload.get("type") == "SELF_HOSTED"
+    )
+    case = _case(
+        sandbox,
+        "soda",
+        "acme-eu",
+        SODA_LIMITS,
+        runner_ids=list(org.runners),
+        deletable_id=deletable,
+        create_name="new-runner",
+        secrets=[org.api_key_secret, org.token],
+        window=("get_runner", 60 / TIME_SCALE, 1000),
+    )
     async with sandbox.serve():
-        build, build_bad = _builders(sandbox, "soda", "acme-eu", SODA_LIMITS)
-        ids = list(org.runners)
-        deletable = next(
-            rid
-            for rid, payload in org.runners.items()
-            if rid not in org.in_use and payload.get("type") == "SELF_HOSTED"
-        )
-        yield VendorCase(
-            vendor="soda",
-            sandbox=sandbox,
-            build=build,
-            build_bad_auth=build_bad,
-            runner_ids=ids,
-            deletable_id=deletable,
-            create_name="new-runner",
-            secrets=[org.api_key_secret, org.token],
-            window=("get_runner", 60 / TIME_SCALE, 1000),
-        )
+        yield case
 
 
 @pytest_asyncio.fixture
@@ -144,24 +145,20 @@ async def kubiya_case() -> AsyncIterator[VendorCase]:
     """A Kubiya org of 12 runners (3 unhealthy) on a served sandbox."""
     sandbox = Sandbox(seed=7, time_scale=TIME_SCALE)
     org = sandbox.add_org("kubiya", "kubiya-prod", runners=12, unhealthy=3)
+    passwords = [r["gateway_password"] for r in org.runners.values() if r.get("gateway_password")]
+    case = _case(
+        sandbox,
+        "kubiya",
+        "kubiya-prod",
+        KUBIYA_LIMITS,
+        runner_ids=list(org.runners),
+        deletable_id=list(org.runners)[-1],
+        create_name="edge-new",
+        secrets=[org.api_key, *passwords],
+        window=("*", 10 / TIME_SCALE, 20),
+    )
     async with sandbox.serve():
-        build, build_bad = _builders(sandbox, "kubiya", "kubiya-prod", KUBIYA_LIMITS)
-        ids = list(org.runners)
-        secrets = [org.api_key]
-        secrets += [
-            r["gateway_password"] for r in org.runners.values() if r.get("gateway_password")
-        ]
-        yield VendorCase(
-            vendor="kubiya",
-            sandbox=sandbox,
-            build=build,
-            build_bad_auth=build_bad,
-            runner_ids=ids,
-            deletable_id=ids[-1],
-            create_name="edge-new",
-            secrets=secrets,
-            window=("*", 10 / TIME_SCALE, 20),
-        )
+        yield case
 
 
 @pytest_asyncio.fixture
@@ -169,22 +166,20 @@ async def github_case() -> AsyncIterator[VendorCase]:
     """A GitHub organisation of 150 runners (two Link pages) on a served sandbox."""
     sandbox = Sandbox(seed=7, time_scale=TIME_SCALE)
     org = sandbox.add_org("github", "gh-acme", runners=150)
+    case = _case(
+        sandbox,
+        "github",
+        "gh-acme",
+        GITHUB_LIMITS,
+        runner_ids=[str(rid) for rid in org.runners],
+        deletable_id=next(str(rid) for rid, r in org.runners.items() if not r["busy"]),
+        create_name="jit-new",
+        secrets=[org.token, org.read_token],
+        # GitHub's secondary limit counts points: a GET costs one of 900 a minute.
+        window=("*", 60 / TIME_SCALE, 900),
+    )
     async with sandbox.serve():
-        build, build_bad = _builders(sandbox, "github", "gh-acme", GITHUB_LIMITS)
-        ids = [str(rid) for rid in org.runners]
-        deletable = next(str(rid) for rid, r in org.runners.items() if not r["busy"])
-        yield VendorCase(
-            vendor="github",
-            sandbox=sandbox,
-            build=build,
-            build_bad_auth=build_bad,
-            runner_ids=ids,
-            deletable_id=deletable,
-            create_name="jit-new",
-            secrets=[org.token, org.read_token],
-            # GitHub's secondary limit counts points: a GET costs one of 900 a minute.
-            window=("*", 60 / TIME_SCALE, 900),
-        )
+        yield case
 
 
 @pytest.fixture(params=["soda", "kubiya", "github"])

@@ -33,12 +33,6 @@ async def sandbox() -> AsyncIterator[Sandbox]:
         yield sandbox
 
 
-def _github(sandbox: Sandbox) -> GitHubService:
-    service = sandbox.service("github")
-    assert isinstance(service, GitHubService)
-    return service
-
-
 def _provider(sandbox: Sandbox, name: str, **options: Any) -> Any:
     options.setdefault("retry", FAST)
     options.setdefault("rate_limits", GITHUB_LIMITS)
@@ -135,7 +129,9 @@ async def test_renamed_org_is_followed_on_the_same_origin(sandbox: Sandbox) -> N
     """After a rename, reads follow the 301 and mutations the 307, to the new name."""
     org: GitHubOrg = sandbox.add_org("github", "gh-old", runners=120)
     provider = _provider(sandbox, "gh-old")
-    _github(sandbox).rename("gh-old", "gh-new")
+    service = sandbox.service("github")
+    assert isinstance(service, GitHubService)
+    service.rename("gh-old", "gh-new")
     idle = next(str(i) for i, r in org.runners.items() if not r["busy"])
     async with provider:
         runners = [r async for r in provider.list_runners()]
