@@ -176,8 +176,9 @@ async def test_primary_budget_is_learned_and_never_exceeded() -> None:
 async def test_secondary_limit_403_is_waited_out() -> None:
     """Past the secondary points limit the sandbox answers 403 + retry-after; each is waited out.
 
-    A retry sent before the window slid would be refused again, so no request
-    is refused twice: every 403 is followed by exactly one successful retry.
+    The sandbox's retry-after is the time until the window's oldest request
+    slides out, so by its own arrival times no retry comes sooner than a
+    window after the first request.
     """
     sandbox = Sandbox(
         seed=11,
@@ -194,10 +195,12 @@ async def test_secondary_limit_403_is_waited_out() -> None:
     ):
         runners = await asyncio.gather(*(provider.get_runner(ids[i % 5]) for i in range(16)))
     assert len(runners) == 16
-    refused = sandbox.count(status=403)
-    assert refused >= 1
+    assert sandbox.count(status=403) >= 1
     assert sandbox.count(status=200) == 16
-    assert len(sandbox.requests) == 16 + refused
+    arrivals = sorted(r.t for r in sandbox.requests)
+    # The 16 first attempts went out at once; what came later are the retries.
+    window = 60 / TIME_SCALE
+    assert all(t >= arrivals[0] + window for t in arrivals[16:])
 
 
 async def test_mutation_burst_is_paced_one_at_a_time() -> None:
