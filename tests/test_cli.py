@@ -1388,3 +1388,35 @@ async def test_github_account_beside_soda_and_kubiya(fleet: Fleet, run: Run) -> 
     outputs = [listed, accounts, checked, got, table]
     for result in outputs:
         assert GITHUB_TOKEN not in result.out + result.err
+
+
+async def test_github_create_prints_the_jit_config_once(fleet: Fleet, run: Run) -> None:
+    """create NAME on a GitHub account prints the runner id and its one-time JIT config (the
+    one the sandbox minted), in text and in json; the token is printed nowhere."""
+    org = fleet.sandbox.add_org("github", "gh-acme", runners=0, token=GITHUB_TOKEN)
+    extra = "\n".join(
+        [
+            "[accounts.gh-acme]",
+            'provider = "github"',
+            f'base_url = "{fleet.sandbox.url("github")}"',
+            'org = "gh-acme"',
+            'token_env = "CLI_TEST_GITHUB_TOKEN"',
+        ]
+    )
+    path = write_accounts(fleet.tmp / "github.toml", fleet.base_url, fleet.eu, extra=extra)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CLI_TEST_GITHUB_TOKEN", GITHUB_TOKEN)
+        text = await run("--config", str(path), "--account", "gh-acme", "create", "ci-1")
+        data = await run(
+            "--config", str(path), "--account", "gh-acme", "create", "ci-2", "-o", "json"
+        )
+    assert text.code == 0, text.err
+    assert data.code == 0, data.err
+    first, second = org.jit_configs.values()
+    assert f"./run.sh --jitconfig {first}" in text.out
+    assert text.out.count(first) == 1
+    assert data.json["jit_config"] == second
+    assert data.json["name"] == "ci-2"
+    assert data.json["runner_id"] in {str(runner_id) for runner_id in org.runners}
+    for result in (text, data):
+        assert GITHUB_TOKEN not in result.out + result.err

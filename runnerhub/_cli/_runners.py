@@ -216,6 +216,9 @@ def cmd_create(ctx: Context) -> int:
                         credentials.api_key_secret.get_secret_value() if credentials else None
                     ),
                     "manifest_url": created.manifest_url,
+                    "jit_config": (
+                        created.jit_config.get_secret_value() if created.jit_config else None
+                    ),
                 }
             )
             return ExitCode.OK
@@ -235,6 +238,13 @@ def cmd_create(ctx: Context) -> int:
             out.line("so treat it as a secret:")
             out.line()
             out.line(f"    kubectl apply -f {created.manifest_url}")
+        if created.jit_config is not None:
+            out.line(f"Runner id: {created.runner_id}")
+            out.line()
+            out.line("Start it with this just-in-time config; store it now — it will not be")
+            out.line("shown again, and anyone holding it can start the runner:")
+            out.line()
+            out.line(f"    ./run.sh --jitconfig {created.jit_config.get_secret_value()}")
         return ExitCode.OK
 
     return with_hub(ctx, body)
