@@ -353,6 +353,11 @@ class HTTPCore:
         self.bucket_prefix = bucket_scope(self.vendor.name, self.base_url, scope_key)
         return {name: Bucket(self.bucket_prefix + name, value) for name, value in limits.items()}
 
+    @property
+    def limits(self) -> Mapping[str, tuple[RateLimit, ...]]:
+        """The limits in force by bucket name: vendor defaults with ``rate_limits`` applied."""
+        return self._limits
+
     def bucket(self, operation: str) -> Bucket | None:
         """The operation's own bucket, else the key-wide ``"*"`` one, else None."""
         bucket = self._buckets.get(operation)

@@ -31,6 +31,7 @@ from .models import CreatedRunner, RegistrationToken, Runner, RunnerHealth
 
 if TYPE_CHECKING:
     from ._http import ClientStats
+    from .limits import RateLimit
 
 __all__ = [
     "Capability",
@@ -41,6 +42,7 @@ __all__ = [
     "SupportsLabels",
     "SupportsManifests",
     "SupportsOperations",
+    "SupportsRateLimits",
     "SupportsRegistrationTokens",
     "SupportsStats",
     "VendorOption",
@@ -235,6 +237,16 @@ class SupportsRegistrationTokens(Protocol):
 
     async def remove_token(self) -> RegistrationToken:
         """Mint a token that removes a registered runner."""
+        ...
+
+
+@runtime_checkable
+class SupportsRateLimits(Protocol):
+    """A provider that says which limits it keeps (for tools that share its budget)."""
+
+    @property
+    def rate_limits(self) -> Mapping[str, tuple[RateLimit, ...]]:
+        """The limits in force by bucket name, after any ``rate_limits=`` override."""
         ...
 
 

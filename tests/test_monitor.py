@@ -541,3 +541,16 @@ def test_package_surface() -> None:
     assert all(getattr(package, name) is not None for name in package.__all__)
     with pytest.raises(AttributeError):
         _ = package.nothing_here
+
+
+async def test_budget_share_follows_a_providers_rate_limits_override() -> None:
+    """An account built with rate_limits= (as an accounts file can set) is budgeted from
+    the limits the provider keeps, not from its vendor's defaults."""
+    override = {"list_runners": RateLimit(8, 60)}
+    provider = SodaProvider("key-id", "key-secret", account="tight", rate_limits=override)
+    assert provider.rate_limits["list_runners"] == (RateLimit(8, 60),)
+    assert provider.rate_limits["get_runner"] == SodaProvider.default_limits["get_runner"]
+    monitor = FleetMonitor([provider], budget_share=0.5)
+    budget = monitor._budgets["tight"]
+    assert budget.rate("list_runners") == pytest.approx(4 / 60)
+    await provider.aclose()

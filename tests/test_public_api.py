@@ -55,6 +55,7 @@ def test_core_names_are_exported() -> None:
         "SupportsLabels",
         "SupportsManifests",
         "SupportsOperations",
+        "SupportsRateLimits",
         "SupportsRegistrationTokens",
         "SupportsStats",
         "VendorOption",

@@ -37,7 +37,7 @@ from .. import errors
 from ..fleet import HealthFailure, Inventory, RunnerHub, VersionDrift
 from ..limits import LocalLimiter
 from ..models import Runner, RunnerStatus
-from ..provider import Capability, RunnerProvider, SupportsHealth
+from ..provider import Capability, RunnerProvider, SupportsHealth, SupportsRateLimits
 from ._budget import AccountBudget, Limits
 from ._metrics import MonitorMetrics
 from ._state import AccountStatus
@@ -67,9 +67,8 @@ class FleetMonitor:
         concurrency: Listings in flight at once over all accounts, and likewise
             health calls.
         health_concurrency: Health calls in flight per account.
-        limits: Limits by account label, for accounts whose limits differ from
-            their provider class's ``default_limits`` (e.g. ``rate_limits=``
-            given at construction).
+        limits: Limits by account label, replacing the ones the provider keeps
+            (its vendor's, with any ``rate_limits=`` override applied).
         metrics: The exporter; by default a new :class:`MonitorMetrics`. Pass the
             same instance as ``hooks=`` to the providers to count their requests.
         seed: Seeds the schedule's jitter (tests).
@@ -408,10 +407,9 @@ class FleetMonitor:
 
 
 def _declared_limits(provider: RunnerProvider) -> Mapping[str, Limits]:
-    # Every provider class declares ``default_limits`` (the vendor registry's contract);
-    # a provider without them is not limited by the monitor either.
-    limits: Mapping[str, Limits] = getattr(type(provider), "default_limits", {})
-    return limits
+    # The limits the provider keeps (its vendor's, with any rate_limits= override); a
+    # provider that does not say is not limited by the monitor either.
+    return provider.rate_limits if isinstance(provider, SupportsRateLimits) else {}
 
 
 async def _first(stopping: asyncio.Event, wake: asyncio.Event, *, seconds: float) -> None:

@@ -46,6 +46,11 @@ class ProviderBase:
         return self._http.account
 
     @property
+    def rate_limits(self) -> Mapping[str, tuple[RateLimit, ...]]:
+        """The limits in force by bucket name: the defaults with ``rate_limits=`` applied."""
+        return self._http.limits
+
+    @property
     def stats(self) -> ClientStats:
         """Live counters of this provider's requests, retries, 429s and limiter waits."""
         return self._http.stats
