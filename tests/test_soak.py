@@ -235,7 +235,10 @@ async def test_fleet_inventory_survives_random_faults(
         wall_seconds=wall,
     )
     report.append(figures)
-    assert figures.retries >= injected - faults.tally["reset"]  # aiohttp may resend a reset
+    # Every fault is retried, except where aiohttp itself resends: a reset, and the request a
+    # stall left on the wire, which the client keeps (and aiohttp may resend once the stall
+    # drops it) after its own timeout and retry: a fault drawn there reaches nobody.
+    assert figures.retries >= injected - faults.tally["reset"] - faults.tally["stall"]
     assert wall < 60.0
     if page_size == 100:
         # Enough requests that every kind the issue names was injected at least once.
