@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -20,8 +21,13 @@ class Served:
 
 
 @asynccontextmanager
-async def serve(handler: Handler) -> AsyncIterator[Served]:
-    """Serve ``handler`` on every path of 127.0.0.1 (an ephemeral port) until the block ends."""
+async def serve(
+    handler: Handler, *, host: str = "127.0.0.1", ssl_context: ssl.SSLContext | None = None
+) -> AsyncIterator[Served]:
+    """Serve ``handler`` on every path of ``host`` (an ephemeral port) until the block ends.
+
+    ``handler_cancellation`` ends a handler with its client; ``ssl_context`` serves https.
+    """
     served = Served("")
 
     async def recording(request: web.Request) -> web.StreamResponse:
@@ -32,9 +38,10 @@ async def serve(handler: Handler) -> AsyncIterator[Served]:
     app.router.add_route("*", "/{tail:.*}", recording)
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.2)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, host, 0, ssl_context=ssl_context)
     await site.start()
-    served.base_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    scheme = "https" if ssl_context is not None else "http"
+    served.base_url = f"{scheme}://{host}:{runner.addresses[0][1]}"
     try:
         yield served
     finally:

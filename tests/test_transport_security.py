@@ -16,7 +16,7 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,8 @@ from runnerhub._http import ClientOptions
 from runnerhub.provider import RunnerProvider
 from runnerhub.sandbox import Fault, FaultKind, Sandbox
 
+from ._hostile import Handler, Served, serve
+
 FAST = RetryPolicy(base_delay=0.01, max_delay=0.05, max_total=10)
 EMPTY_PAGE = {
     "content": [],
@@ -44,43 +46,6 @@ EMPTY_PAGE = {
     "totalPages": 0,
 }
 CREDENTIAL_EXAMPLES = 100  # per credential form; docs/hardening.md reports it
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@attrs.define
-class Served:
-    """A loopback aiohttp app and the requests it received."""
-
-    base_url: str
-    requests: list[web.Request] = attrs.Factory(list)
-
-
-@asynccontextmanager
-async def _serve(
-    handler: Handler, *, host: str = "127.0.0.1", ssl_context: ssl.SSLContext | None = None
-) -> AsyncIterator[Served]:
-    """Serve ``handler`` on every path; ``handler_cancellation`` ends it with its client."""
-    served = Served("")
-
-    async def recording(request: web.Request) -> web.StreamResponse:
-        served.requests.append(request)
-        return await handler(request)
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", recording)
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.2)
-    await runner.setup()
-    site = web.TCPSite(runner, host, 0, ssl_context=ssl_context)
-    await site.start()
-    port = runner.addresses[0][1]
-    scheme = "https" if ssl_context is not None else "http"
-    served.base_url = f"{scheme}://{host}:{port}"
-    try:
-        yield served
-    finally:
-        await runner.cleanup()
-
 
 async def _empty_soda_page(request: web.Request) -> web.StreamResponse:
     return web.json_response(EMPTY_PAGE)
@@ -140,7 +105,7 @@ async def _trickle(request: web.Request) -> web.StreamResponse:
 
 async def test_read_timeout_bounds_a_trickling_body() -> None:
     """A body that keeps trickling (never idle long) still ends in TransportError at the timeout."""
-    async with _serve(_trickle) as served:
+    async with serve(_trickle) as served:
         started = time.monotonic()
         async with _soda(served.base_url, timeout=0.4, max_retries=0) as provider:
             with pytest.raises(errors.TransportError):
@@ -205,7 +170,7 @@ async def _huge_announced(request: web.Request) -> web.StreamResponse:
 
 async def test_announced_oversize_body_is_refused_before_reading() -> None:
     """A Content-Length over the bound is refused at once, without waiting for the body."""
-    async with _serve(_huge_announced) as served:
+    async with serve(_huge_announced) as served:
         started = time.monotonic()
         async with _soda(served.base_url, max_response_bytes=1 << 20, timeout=10.0) as provider:
             with pytest.raises(errors.ResponseTooLargeError):
@@ -227,7 +192,7 @@ async def _endless_chunks(request: web.Request) -> web.StreamResponse:
 
 async def test_endless_chunked_body_is_cut_at_the_bound() -> None:
     """A body without Content-Length is read only up to the bound, then refused."""
-    async with _serve(_endless_chunks) as served:
+    async with serve(_endless_chunks) as served:
         started = time.monotonic()
         async with _soda(served.base_url, max_response_bytes=1 << 20, timeout=10.0) as provider:
             with pytest.raises(errors.ResponseTooLargeError) as info:
@@ -253,7 +218,7 @@ def _gzip_bomb(decompressed: int) -> Handler:
 async def test_compressed_body_is_bounded_after_decompression() -> None:
     """A 20 KB gzip body that inflates to 20 MiB is refused under a 1 MiB bound."""
     async with (
-        _serve(_gzip_bomb(20 << 20)) as served,
+        serve(_gzip_bomb(20 << 20)) as served,
         _soda(served.base_url, max_response_bytes=1 << 20) as provider,
     ):
         with pytest.raises(errors.ResponseTooLargeError):
@@ -337,7 +302,7 @@ async def test_tls_verification_is_on_by_default(certificate: Certificate) -> No
     """https to a server with an untrusted certificate fails with TransportError, unretried."""
     context = certificate.server_context()
     async with (
-        _serve(_empty_soda_page, ssl_context=context) as served,
+        serve(_empty_soda_page, ssl_context=context) as served,
         _soda(served.base_url) as provider,
     ):
         with pytest.raises(errors.TransportError, match="certificate") as info:
@@ -353,7 +318,7 @@ async def test_trusting_a_certificate_takes_the_callers_own_session(
     """The same server works once the caller's session trusts its certificate."""
     trusting = aiohttp.TCPConnector(ssl=certificate.client_context())
     async with (
-        _serve(_empty_soda_page, ssl_context=certificate.server_context()) as served,
+        serve(_empty_soda_page, ssl_context=certificate.server_context()) as served,
         aiohttp.ClientSession(connector=trusting) as session,
         _soda(served.base_url, session=session) as provider,
     ):
@@ -376,7 +341,7 @@ def test_no_client_option_is_about_tls() -> None:
 @pytest.mark.parametrize("keyword", VERIFY_OFF)
 async def test_no_keyword_turns_verification_off(certificate: Certificate, keyword: str) -> None:
     """Passing verify=False or the like never switches verification off."""
-    async with _serve(_empty_soda_page, ssl_context=certificate.server_context()) as served:
+    async with serve(_empty_soda_page, ssl_context=certificate.server_context()) as served:
         options: dict[str, Any] = {keyword: False}
         try:
             provider = _soda(served.base_url, **options)
@@ -507,7 +472,7 @@ async def _header_echo() -> AsyncIterator[Served]:
             return web.json_response([])
         return web.json_response(EMPTY_PAGE)
 
-    async with _serve(answer) as served:
+    async with serve(answer) as served:
         yield served
 
 
@@ -604,8 +569,8 @@ async def test_redirects_never_carry_credentials_to_another_host(
 ) -> None:
     """A 3xx to another host is not followed: it is an APIError and the other host sees nothing."""
     async with (
-        _serve(_record_only, host="localhost") as other,
-        _serve(_redirect_to(other.base_url, status)) as first,
+        serve(_record_only, host="localhost") as other,
+        serve(_redirect_to(other.base_url, status)) as first,
         aiohttp.ClientSession() as session,  # a borrowed session follows redirects by default
     ):
         options: dict[str, Any] = {"base_url": first.base_url, "retry": FAST}
